@@ -1,0 +1,74 @@
+"""The ``xpcs-flows`` command line.
+
+One click group; subcommands come from the areas that own them (the kernel's
+``correlate``/``synth``, the demo, and later the flow, facility and watcher
+commands). Errors of ours are printed as one clear line on stderr with a
+non-zero exit code: 2 for usage and configuration errors, 1 for everything
+else. Tracebacks are shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from xpcs_kernel import __version__
+from xpcs_kernel.cli import correlate_command, synth_command
+from xpcs_kernel.errors import ConfigurationError, UsageError, XPCSFlowsError
+
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "cli", "main"]
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="xpcs-flows")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """XPCS correlation as Globus flows, on the facility that can do it soonest.
+
+    Run `xpcs-flows demo` for a complete example on this machine.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+cli.add_command(correlate_command, "correlate")
+cli.add_command(synth_command, "synth")
+
+
+def _register_optional_commands() -> None:
+    from flows.demo import demo_command
+
+    cli.add_command(demo_command, "demo")
+
+
+_register_optional_commands()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``xpcs-flows`` console script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        rv = cli.main(args=args, prog_name="xpcs-flows", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_FAILURE
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except XPCSFlowsError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_USAGE if isinstance(exc, (UsageError, ConfigurationError)) else EXIT_FAILURE
+    return rv if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
