@@ -41,13 +41,16 @@ cli.add_command(correlate_command, "correlate")
 cli.add_command(synth_command, "synth")
 
 
-def _register_optional_commands() -> None:
+def _register_commands() -> None:
     from flows.demo import demo_command
+    from flows.facility_commands import facilities_command, simulate_command
 
     cli.add_command(demo_command, "demo")
+    cli.add_command(facilities_command, "facilities")
+    cli.add_command(simulate_command, "simulate")
 
 
-_register_optional_commands()
+_register_commands()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,76 @@
+"""``xpcs-flows facilities`` and ``xpcs-flows simulate`` (run through click)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from flows.facility_commands import facilities_command, simulate_command
+
+
+def test_facilities_json_out_of_the_box(isolated_home: Path) -> None:
+    result = CliRunner().invoke(facilities_command, ["--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["decision"]["chosen"] == "local"
+    assert report["config_dir"] == str(isolated_home / ".config/xpcs-flows/deployments")
+    (row,) = report["decision"]["candidates"]
+    assert row["facility"] == "local"
+    assert row["rank"] == 1
+    assert "data local" in row["reasons"]
+    assert report["statuses"]["local"]["state"] == "up"
+    assert sorted(report["unconfigured"]) == ["aurora", "frontier", "perlmutter", "polaris"]
+    polaris = report["unconfigured"]["polaris"]
+    assert polaris["type"] == "ConfigurationError"
+    assert polaris["field"] == "compute.endpoint_id"
+    assert polaris["source"] == "deployments/polaris.toml"
+    assert "9 placeholder(s) not filled in" in polaris["message"]
+    # it opened (created) the user's history
+    assert (isolated_home / ".local/share/xpcs-flows/xpcs-flows.sqlite").exists()
+
+
+def test_facilities_text_and_nothing_eligible(isolated_home: Path) -> None:
+    result = CliRunner().invoke(facilities_command, ["--no-local", "--no-history"])
+    assert result.exit_code == 0, result.output
+    assert "excluded: local runs not allowed" in result.output
+    assert "chosen: none (every deployment is excluded)" in result.output
+    assert "not configured" in result.output
+    assert not (isolated_home / ".local/share/xpcs-flows").exists()
+
+
+def test_facilities_gpu_request_excludes_local() -> None:
+    result = CliRunner().invoke(facilities_command, ["--json", "--gpu", "--no-history"])
+    report = json.loads(result.output)
+    assert report["decision"]["chosen"] is None
+    assert "no GPU" in report["decision"]["candidates"][0]["reasons"]
+
+
+def test_simulate_json_one_policy() -> None:
+    result = CliRunner().invoke(
+        simulate_command, ["--scenario", "outage", "--policy", "ours", "--seed", "1", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert list(out["policies"]) == ["ours"]
+    assert out["seed"] == 1
+    assert out["scenario"]["name"] == "outage"
+    ours = out["policies"]["ours"]
+    assert (ours["started_in_outage"], ours["lost"]) == (0, 0)
+    assert "ours_vs_shortest_backlog_median" not in out
+
+
+def test_simulate_text_all_policies() -> None:
+    result = CliRunner().invoke(simulate_command, ["--scenario", "paper"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "scenario paper, seed 0, 20 batches of 16 jobs"
+    assert [line.split()[0] for line in lines[2:5]] == ["round-robin", "shortest-backlog", "ours"]
+    assert lines[-1].startswith("ours / shortest-backlog median latency: 0.")
+
+
+def test_simulate_rejects_unknown_policy() -> None:
+    result = CliRunner().invoke(simulate_command, ["--policy", "random"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--policy'" in result.output
