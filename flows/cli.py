@@ -44,10 +44,20 @@ cli.add_command(synth_command, "synth")
 def _register_commands() -> None:
     from flows.demo import demo_command
     from flows.facility_commands import facilities_command, simulate_command
+    from flows.globus_commands import (
+        deploy_command,
+        login_command,
+        logout_command,
+        whoami_command,
+    )
 
     cli.add_command(demo_command, "demo")
     cli.add_command(facilities_command, "facilities")
     cli.add_command(simulate_command, "simulate")
+    cli.add_command(login_command, "login")
+    cli.add_command(logout_command, "logout")
+    cli.add_command(whoami_command, "whoami")
+    cli.add_command(deploy_command, "deploy")
 
 
 _register_commands()

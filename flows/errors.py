@@ -13,7 +13,12 @@ __all__ = [
     "ActionError",
     "ExpressionError",
     "FlowDefinitionError",
+    "FlowNotFound",
+    "GlobusPermissionError",
+    "GlobusRunNotFound",
+    "GlobusServiceError",
     "JSONPathError",
+    "LoginRequired",
     "RunNotFound",
     "RunWaitTimeout",
 ]
@@ -98,3 +103,64 @@ class ActionError(XPCSFlowsError):
         self.state = state
         self.action_url = action_url
         self.cause = message
+
+
+class GlobusServiceError(XPCSFlowsError):
+    """A Globus service refused or failed a request (or could not be reached).
+
+    ``operation`` names what we asked (``run_flow``, ``create_flow`` ...),
+    ``http_status`` and ``code`` are the service's answer (``None`` when it was
+    not reached), ``request_id`` its request id, ``run_id``/``flow_id`` what
+    the request was about.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str,
+        http_status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        run_id: str | None = None,
+        flow_id: str | None = None,
+    ) -> None:
+        super().__init__(f"{operation}: {message}")
+        self.operation = operation
+        self.http_status = http_status
+        self.code = code
+        self.request_id = request_id
+        self.run_id = run_id
+        self.flow_id = flow_id
+
+
+class GlobusPermissionError(GlobusServiceError, PermissionError):
+    """Globus answered 401/403: missing consent, expired login or no permission."""
+
+
+class FlowNotFound(GlobusServiceError, LookupError):
+    """The Flows service has no flow ``flow_id`` visible to this identity (404)."""
+
+
+class GlobusRunNotFound(RunNotFound):
+    """The Flows service has no run ``run_id`` visible to this identity (404)."""
+
+    def __init__(self, run_id: str, *, request_id: str | None = None) -> None:
+        super().__init__(run_id)
+        self.message = (
+            f"no Globus flow run with id {run_id!r} is visible to you "
+            "(wrong id, or you are not its owner, monitor or manager)"
+        )
+        self.args = (self.message,)
+        self.request_id = request_id
+
+
+class LoginRequired(XPCSFlowsError):
+    """No usable Globus tokens, and no way to log in here (not a terminal).
+
+    ``resource_server`` names the service the tokens were for.
+    """
+
+    def __init__(self, message: str, *, resource_server: str | None = None) -> None:
+        super().__init__(message)
+        self.resource_server = resource_server

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +61,16 @@ def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
-    yield
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
@@ -81,4 +81,8 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_SECRET", raising=False)
     monkeypatch.delenv("XPCS_FLOWS_CLIENT_ID", raising=False)
     monkeypatch.delenv("XPCS_FLOWS_CLIENT_SECRET", raising=False)
+    monkeypatch.delenv("XPCS_FLOWS_NATIVE_CLIENT_ID", raising=False)
+    monkeypatch.delenv("GLOBUS_COMPUTE_SCOPE", raising=False)
+    monkeypatch.delenv("GLADIER_CLIENT_ID", raising=False)
+    monkeypatch.delenv("GLADIER_CLIENT_SECRET", raising=False)
     return home

@@ -30,10 +30,14 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert "No such command" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("error", "code"), [(UsageError("bad", argument="x"), 2),
-                                             (CorrelationError("boom"), 1)])
+@pytest.mark.parametrize(
+    ("error", "code"), [(UsageError("bad", argument="x"), 2), (CorrelationError("boom"), 1)]
+)
 def test_our_errors_become_one_line_and_exit_code(
-    error: Exception, code: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    error: Exception,
+    code: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     @click.command()
     def explode() -> None:
@@ -48,7 +52,10 @@ def test_our_errors_become_one_line_and_exit_code(
 
 def test_console_script_runs_as_module() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "--version"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "flows.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0
     assert __version__ in proc.stdout

@@ -49,10 +49,14 @@ def test_input_error_names_file_key_offset_and_expectation() -> None:
 
 def test_configuration_error_fields() -> None:
     err = e.ConfigurationError(
-        "placeholder endpoint id", source="polaris.toml", field="compute.endpoint_id",
+        "placeholder endpoint id",
+        source="polaris.toml",
+        field="compute.endpoint_id",
         expected="a UUID",
     )
-    assert str(err) == "polaris.toml [compute.endpoint_id]: placeholder endpoint id (expected a UUID)"
+    assert (
+        str(err) == "polaris.toml [compute.endpoint_id]: placeholder endpoint id (expected a UUID)"
+    )
     assert err.field == "compute.endpoint_id"
 
 

@@ -13,7 +13,10 @@ from tests.conftest import NetworkAccessError
 
 
 def test_non_loopback_connection_fails() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock, pytest.raises(NetworkAccessError):
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock,
+        pytest.raises(NetworkAccessError),
+    ):
         sock.connect(("192.0.2.1", 443))
 
 
@@ -43,7 +46,7 @@ def test_loopback_connection_works() -> None:
     assert received == [b"ping"]
 
 
-def test_home_is_a_temporary_directory(_isolated_home: Path) -> None:
-    assert Path(os.environ["HOME"]) == _isolated_home
-    assert Path.home() == _isolated_home
-    assert list(_isolated_home.iterdir()) == []
+def test_home_is_a_temporary_directory(isolated_home: Path) -> None:
+    assert Path(os.environ["HOME"]) == isolated_home
+    assert Path.home() == isolated_home
+    assert list(isolated_home.iterdir()) == []

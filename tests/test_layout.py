@@ -31,7 +31,11 @@ def _top_level_names(dist: md.Distribution) -> set[str]:
         names.update(line.strip() for line in text.splitlines() if line.strip())
     for file in dist.files or ():
         parts = Path(str(file)).parts
-        if not parts or parts[0].endswith((".dist-info", ".egg-info", ".data")) or parts[0] == "..":
+        if (
+            not parts
+            or parts[0].endswith((".dist-info", ".egg-info", ".data"))
+            or parts[0] == ".."
+        ):
             continue
         first = parts[0]
         if len(parts) == 1:
@@ -107,7 +111,8 @@ def test_kernel_imports_without_globus() -> None:
         names = [m.name for m in pkgutil.walk_packages(xpcs_kernel.__path__, "xpcs_kernel.")]
         for name in names:
             importlib.import_module(name)
-        leaked = sorted(m for m in sys.modules if m.split(".")[0] in {"globus_sdk", "globus_compute_sdk", "gladier"})
+        blocked = {"globus_sdk", "globus_compute_sdk", "gladier"}
+        leaked = sorted(m for m in sys.modules if m.split(".")[0] in blocked)
         assert not leaked, leaked
         print(len(names))
         """

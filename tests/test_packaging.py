@@ -19,13 +19,25 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_dir = tmp_path_factory.mktemp("build")
     proc = subprocess.run(
         [
-            sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-            "--quiet", "--wheel-dir", str(out), str(ROOT),
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(out),
+            str(ROOT),
         ],
         capture_output=True,
         text=True,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(build_dir), "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(build_dir),
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        },
     )
     assert proc.returncode == 0, proc.stderr
     (wheel_path,) = out.glob("xpcs_flows-*.whl")

@@ -20,15 +20,15 @@ import os
 from typing import Any
 
 __all__ = [
-    "XPCSFlowsError",
-    "UsageError",
     "ConfigurationError",
-    "InputDataError",
-    "FrameFormatError",
-    "QMapError",
-    "ResultFileError",
     "CorrelationError",
     "FitError",
+    "FrameFormatError",
+    "InputDataError",
+    "QMapError",
+    "ResultFileError",
+    "UsageError",
+    "XPCSFlowsError",
 ]
 
 
@@ -134,9 +134,7 @@ class InputDataError(XPCSFlowsError, ValueError):
         found: str | None = None,
     ) -> None:
         super().__init__(
-            _describe(
-                message, path=path, key=key, offset=offset, expected=expected, found=found
-            )
+            _describe(message, path=path, key=key, offset=offset, expected=expected, found=found)
         )
         self.path = os.fspath(path) if path is not None else None
         self.key = key
