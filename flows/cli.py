@@ -44,6 +44,7 @@ cli.add_command(synth_command, "synth")
 def _register_commands() -> None:
     from flows.demo import demo_command
     from flows.facility_commands import facilities_command, simulate_command
+    from flows.flow_commands import catalog_command, flow_definition_command
     from flows.globus_commands import (
         deploy_command,
         login_command,
@@ -58,6 +59,8 @@ def _register_commands() -> None:
     cli.add_command(logout_command, "logout")
     cli.add_command(whoami_command, "whoami")
     cli.add_command(deploy_command, "deploy")
+    cli.add_command(flow_definition_command, "flow-definition")
+    cli.add_command(catalog_command, "catalog")
 
 
 _register_commands()

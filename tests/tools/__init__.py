@@ -1,0 +1,1 @@
+"""Tests of the gladier tools and their compute functions."""
