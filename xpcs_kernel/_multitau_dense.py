@@ -1,0 +1,349 @@
+"""Numba kernels of the dense multi-tau correlator.
+
+The correlated pixels are split into tiles of ``TILE`` pixels; each thread owns
+one contiguous range of tiles and allocates its buffers once. For a tile, the
+frames of a chunk are gathered into a frame-major float32 buffer behind the
+last ``W = 2D`` frames of the level (the carry, kept in ``tail``), so that every
+pair ``(t, t + k)`` whose later frame is new is a product of two rows of the
+buffer. The lag loop runs over rows and is vectorised over the tile's pixels.
+Level ``L + 1`` frames are averages of adjacent level ``L`` frames and are built
+in a second buffer from the first one, so one call walks all levels.
+
+Per pixel the state is (see :mod:`xpcs_kernel._multitau_state`):
+
+* ``tail[L, 0:W]``: the last ``W`` frames of level ``L`` (right aligned, zeros
+  before the first frame);
+* ``total[L]``: sum of all level ``L`` frames (float64);
+* ``headsum[row(L, k)]``: sum of the first ``k`` level ``L`` frames (float64);
+* ``g2acc[row(L, k)]``: sum over pairs of ``I(t) I(t + k)`` (float64).
+
+Products are summed in float32 over at most ``FLUSH`` frames and then added
+to float64 tile accumulators, so the error stays at float32 rounding of a
+short sum (and integer counts below 2^24 stay exact).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+__all__ = ["BLOCK", "DEFER", "FLUSH", "TILE", "dense_feed", "densify_csr"]
+
+TILE = 256
+"""Pixels per tile (a tile's buffers stay in the L2 cache)."""
+
+BLOCK = 256
+"""Frames of level 0 processed per pass over a tile."""
+
+FLUSH = 32
+"""Frames summed in float32 before adding to the float64 accumulators."""
+
+DEFER = 16
+"""An upper level waits until it has this many new frames (or the call ends)."""
+
+_FASTMATH = {"contract"}  # allow FMA only; no reassociation
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _rows_d4_level0(cur: NDArray[np.float32], j: int, stop: int, acc: NDArray[np.float32]) -> int:
+    """Rows ``j .. stop`` at level 0 with ``D = 4`` (lags 1..8), four rows per pass.
+
+    ``acc`` is flat, lag ``k`` at ``k * TILE`` (row 0: plain sums): constant
+    offsets let LLVM prove the rows independent and vectorise over pixels
+    with every operand in registers.
+    """
+    t = TILE
+    while j + 3 < stop:
+        for p in range(t):
+            x0 = cur[j, p]
+            x1 = cur[j + 1, p]
+            x2 = cur[j + 2, p]
+            x3 = cur[j + 3, p]
+            c7 = cur[j - 1, p]
+            c6 = cur[j - 2, p]
+            c5 = cur[j - 3, p]
+            c4 = cur[j - 4, p]
+            c3 = cur[j - 5, p]
+            c2 = cur[j - 6, p]
+            c1 = cur[j - 7, p]
+            c0 = cur[j - 8, p]
+            acc[p] += (x0 + x1) + (x2 + x3)
+            acc[t + p] += c7 * x0 + x0 * x1 + x1 * x2 + x2 * x3
+            acc[2 * t + p] += c6 * x0 + c7 * x1 + x0 * x2 + x1 * x3
+            acc[3 * t + p] += c5 * x0 + c6 * x1 + c7 * x2 + x0 * x3
+            acc[4 * t + p] += c4 * x0 + c5 * x1 + c6 * x2 + c7 * x3
+            acc[5 * t + p] += c3 * x0 + c4 * x1 + c5 * x2 + c6 * x3
+            acc[6 * t + p] += c2 * x0 + c3 * x1 + c4 * x2 + c5 * x3
+            acc[7 * t + p] += c1 * x0 + c2 * x1 + c3 * x2 + c4 * x3
+            acc[8 * t + p] += c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3
+        j += 4
+    while j < stop:
+        for p in range(t):
+            x0 = cur[j, p]
+            acc[p] += x0
+            acc[t + p] += cur[j - 1, p] * x0
+            acc[2 * t + p] += cur[j - 2, p] * x0
+            acc[3 * t + p] += cur[j - 3, p] * x0
+            acc[4 * t + p] += cur[j - 4, p] * x0
+            acc[5 * t + p] += cur[j - 5, p] * x0
+            acc[6 * t + p] += cur[j - 6, p] * x0
+            acc[7 * t + p] += cur[j - 7, p] * x0
+            acc[8 * t + p] += cur[j - 8, p] * x0
+        j += 1
+    return j
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _rows_d4_upper(cur: NDArray[np.float32], j: int, stop: int, acc: NDArray[np.float32]) -> int:
+    """Rows ``j .. stop`` at a level ``L >= 1`` with ``D = 4`` (lags 5..8)."""
+    t = TILE
+    while j + 3 < stop:
+        for p in range(t):
+            x0 = cur[j, p]
+            x1 = cur[j + 1, p]
+            x2 = cur[j + 2, p]
+            x3 = cur[j + 3, p]
+            c6 = cur[j - 2, p]
+            c5 = cur[j - 3, p]
+            c4 = cur[j - 4, p]
+            c3 = cur[j - 5, p]
+            c2 = cur[j - 6, p]
+            c1 = cur[j - 7, p]
+            c0 = cur[j - 8, p]
+            acc[p] += (x0 + x1) + (x2 + x3)
+            acc[5 * t + p] += c3 * x0 + c4 * x1 + c5 * x2 + c6 * x3
+            acc[6 * t + p] += c2 * x0 + c3 * x1 + c4 * x2 + c5 * x3
+            acc[7 * t + p] += c1 * x0 + c2 * x1 + c3 * x2 + c4 * x3
+            acc[8 * t + p] += c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3
+        j += 4
+    while j < stop:
+        for p in range(t):
+            x0 = cur[j, p]
+            acc[p] += x0
+            acc[5 * t + p] += cur[j - 5, p] * x0
+            acc[6 * t + p] += cur[j - 6, p] * x0
+            acc[7 * t + p] += cur[j - 7, p] * x0
+            acc[8 * t + p] += cur[j - 8, p] * x0
+        j += 1
+    return j
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _rows_generic(
+    cur: NDArray[np.float32], j: int, stop: int, w: int, klo: int, acc: NDArray[np.float32]
+) -> int:
+    """Rows ``j .. stop`` for any ``D`` (lags ``klo .. 2D``), one row per pass."""
+    t = TILE
+    while j < stop:
+        x0 = cur[j]
+        for p in range(t):
+            acc[p] += x0[p]
+        for k in range(klo, w + 1):
+            a0 = cur[j - k]
+            o = k * t
+            for p in range(t):
+                acc[o + p] += a0[p] * x0[p]
+        j += 1
+    return j
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _correlate_level(
+    cur: NDArray[np.float32],
+    m: int,
+    w: int,
+    klo: int,
+    acc: NDArray[np.float32],
+    lacc_lo: NDArray[np.float64],
+    lacc_hi: NDArray[np.float64],
+    ltot: NDArray[np.float64],
+) -> None:
+    """Pair sums of the ``m`` new rows of ``cur`` (after ``w`` carried rows).
+
+    Adds ``sum_j cur[j - k] cur[j]`` to ``lacc_lo[k - 1]`` for ``k <= w / 2``
+    and to ``lacc_hi[k - w / 2 - 1]`` for larger ``k`` (``k = klo .. w``), and
+    ``sum_j cur[j]`` to ``ltot``; sums run in float32 over at most
+    ``FLUSH`` rows (``acc``, flat, lag ``k`` at ``k * TILE``, zero on entry
+    and on return), then go to the float64 rows.
+    """
+    t = TILE
+    j = w
+    end = w + m
+    while j < end:
+        stop = min(end, j + FLUSH)
+        if w == 8 and klo == 1:
+            j = _rows_d4_level0(cur, j, stop, acc)
+        elif w == 8 and klo == 5:
+            j = _rows_d4_upper(cur, j, stop, acc)
+        else:
+            j = _rows_generic(cur, j, stop, w, klo, acc)
+        # flush and clear (``acc`` is all zeros between calls); 1-D slices
+        # vectorise far better here than flat indexing
+        d = w // 2
+        for k in range(klo, w + 1):
+            dk = lacc_lo[k - 1] if k <= d else lacc_hi[k - d - 1]
+            ak = acc[k * t : (k + 1) * t]
+            for p in range(t):
+                dk[p] += ak[p]
+            ak[:] = 0.0
+        a0 = acc[:t]
+        for p in range(t):
+            ltot[p] += a0[p]
+        a0[:] = 0.0
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def dense_feed(
+    frames: NDArray[Any],
+    pixel_index: NDArray[np.intp],
+    scale: NDArray[np.float32],
+    n_before: int,
+    dpl: int,
+    tile_start: int,
+    tile_stop: int,
+    n_lev: int,
+    n_active: int,
+    tail: NDArray[np.float32],
+    total: NDArray[np.float64],
+    headsum: NDArray[np.float32],
+    g2acc: NDArray[np.float64],
+    headsum0: NDArray[np.float32],
+    g2acc0: NDArray[np.float64],
+) -> None:
+    """Correlate ``frames`` (n, n_columns) into the tile-major state, in place.
+
+    ``frames[i, pixel_index[p]] * scale[i]`` is the value of correlated pixel
+    ``p`` in the ``i``-th new frame; ``n_before`` frames were fed before. The
+    state arrays are described in :mod:`xpcs_kernel._multitau_state`; levels
+    below ``n_active`` accumulate, all ``n_lev`` levels keep their carry.
+
+    The call handles tiles ``tile_start .. tile_stop`` and releases the GIL,
+    so threads can run disjoint tile ranges at once. For a tile, every level
+    has a buffer of ``w`` carried rows followed by its pending new rows; level
+    0 is correlated every ``BLOCK`` frames, an upper level once it has
+    ``DEFER`` pending rows, and every level at the end of the call.
+    """
+    n = frames.shape[0]
+    npix = pixel_index.shape[0]
+    w = 2 * dpl
+    offs = np.zeros(n_lev + 1, np.int64)
+    for lev in range(n_lev):
+        cap = BLOCK if lev == 0 else 2 * DEFER + (BLOCK >> lev) + 2
+        offs[lev + 1] = offs[lev] + w + cap
+    buf = np.zeros((offs[n_lev], TILE), np.float32)
+    acc = np.zeros((w + 1) * TILE, np.float32)
+    done = np.zeros(n_lev, np.int64)
+    pend = np.zeros(n_lev, np.int64)
+    for ti in range(tile_start, tile_stop):
+        p0 = ti * TILE
+        pw = min(TILE, npix - p0)
+        if pw < TILE:
+            buf[:, :] = 0.0
+        idx = pixel_index[p0 : p0 + pw]
+        first = idx[0]
+        contiguous = idx[pw - 1] - first == pw - 1
+        if contiguous:
+            for p in range(1, pw):
+                if idx[p] != first + p:
+                    contiguous = False
+                    break
+        for lev in range(n_lev):
+            buf[offs[lev] : offs[lev] + w] = tail[lev, ti]
+            done[lev] = n_before >> lev
+            pend[lev] = 0
+        for c0 in range(0, n, BLOCK):
+            m = min(BLOCK, n - c0)
+            last = c0 + m >= n
+            o = offs[0] + w
+            if contiguous:
+                for i in range(m):
+                    src = frames[c0 + i, first : first + pw]
+                    s = scale[c0 + i]
+                    dst = buf[o + i]
+                    for p in range(pw):
+                        dst[p] = np.float32(src[p]) * s
+            else:
+                for i in range(m):
+                    row = frames[c0 + i]
+                    s = scale[c0 + i]
+                    dst = buf[o + i]
+                    for p in range(pw):
+                        dst[p] = np.float32(row[idx[p]]) * s
+            pend[0] = m
+            for lev in range(n_lev):
+                m = pend[lev]
+                if m == 0 and last:
+                    continue
+                # upper levels wait for DEFER rows (or the last block)
+                if m == 0 or (lev > 0 and m < DEFER and not last):
+                    break
+                c_old = done[lev]
+                cur = buf[offs[lev] : offs[lev] + w + m]
+                if lev < n_active:
+                    klo = 1 if lev == 0 else dpl + 1
+                    lacc_hi = g2acc[lev, ti]
+                    head_hi = headsum[lev, ti]
+                    _correlate_level(cur, m, w, klo, acc, g2acc0[ti], lacc_hi, total[lev, ti])
+                    # head sums: frames with global index g < k (first rows only)
+                    for j in range(w, w + m):
+                        g = c_old + j - w
+                        if g >= w:
+                            break
+                        for k in range(max(klo, g + 1), w + 1):
+                            hrow = headsum0[ti, k - 1] if k <= dpl else head_hi[k - dpl - 1]
+                            for p in range(TILE):
+                                hrow[p] += cur[j, p]
+                # next level: averages of adjacent frames, appended to its pending rows
+                q_old = c_old >> 1
+                m_next = ((c_old + m) >> 1) - q_old
+                if lev + 1 < n_lev:
+                    o = offs[lev + 1] + w + pend[lev + 1]
+                    for q in range(m_next):
+                        r = w + 2 * (q_old + q) - c_old
+                        src0 = cur[r]
+                        src1 = cur[r + 1]
+                        dst = buf[o + q]
+                        for p in range(TILE):
+                            dst[p] = (src0[p] + src1[p]) * np.float32(0.5)
+                    pend[lev + 1] += m_next
+                # carry: the last w rows move to the top
+                for r in range(w):
+                    src = cur[m + r]
+                    dst = cur[r]
+                    for p in range(TILE):
+                        dst[p] = src[p]
+                done[lev] = c_old + m
+                pend[lev] = 0
+        for lev in range(n_lev):
+            tail[lev, ti] = buf[offs[lev] : offs[lev] + w]
+
+
+@njit(cache=True, nogil=True)
+def densify_csr(
+    indptr: NDArray[np.int64],
+    pixels: NDArray[np.int64],
+    counts: NDArray[Any],
+    column: NDArray[np.int64],
+    f0: int,
+    out: NDArray[Any],
+    top: int,
+) -> bool:
+    """Scatter frames ``f0 .. f0 + len(out)`` of a CSR event list into ``out``.
+
+    ``column[pixel]`` is the output column of a detector pixel (-1: not
+    correlated). Repeated events of one pixel in a frame add up. For an
+    integer ``out`` pass its largest value as ``top`` (else -1): the call
+    returns False (and stops) if a sum would exceed it.
+    """
+    out[:] = 0
+    for i in range(out.shape[0]):
+        for e in range(indptr[f0 + i], indptr[f0 + i + 1]):
+            c = column[pixels[e]]
+            if c >= 0:
+                if top >= 0 and np.int64(out[i, c]) + np.int64(counts[e]) > top:
+                    return False
+                out[i, c] += counts[e]
+    return True

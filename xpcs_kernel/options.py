@@ -1,0 +1,127 @@
+"""Options of one correlation run, validated up front."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from xpcs_kernel.errors import UsageError
+
+__all__ = ["MODES", "PATHS", "CorrelationOptions"]
+
+Mode = Literal["multitau", "twotime", "both"]
+Path = Literal["auto", "dense", "sparse"]
+MODES: tuple[Mode, ...] = ("multitau", "twotime", "both")
+PATHS: tuple[Path, ...] = ("auto", "dense", "sparse")
+
+
+@dataclass(frozen=True)
+class CorrelationOptions:
+    """Everything that decides what a correlation run computes.
+
+    Parameters
+    ----------
+    mode
+        ``"multitau"`` (g2 with the APS multi-tau delays), ``"twotime"``
+        (C(t1, t2) per dynamic bin) or ``"both"``.
+    begin, end, stride, avg
+        Frame selection: frames ``range(begin, end, stride)`` are used, then
+        averaged in consecutive groups of ``avg`` (a partial last group is
+        dropped). ``end=None`` means up to the last frame.
+    frame_time
+        Seconds between frames. ``None`` takes it from the raw file's
+        metadata; the delays in seconds are ``tau * frame_time * stride * avg``.
+    normalize_frame
+        Divide every frame by its mean over the correlated pixels (corrects
+        beam-intensity drift) before correlating.
+    dataset
+        HDF5 dataset holding the frames (default ``/entry/data/data``).
+    twotime_bins
+        0-based dynamic bins for the two-time correlation (default all).
+    path
+        ``"auto"`` chooses the dense or sparse multi-tau path from the
+        measured occupancy; ``"dense"``/``"sparse"`` force one.
+    fit
+        Fit g2 per q-bin and the diffusion coefficient.
+    allow_saturated
+        Accept frames with saturated unsigned values (otherwise an error).
+    chunk_frames
+        Frames read per chunk (``None``: chosen from a memory budget).
+    """
+
+    mode: Mode = "multitau"
+    begin: int = 0
+    end: int | None = None
+    stride: int = 1
+    avg: int = 1
+    frame_time: float | None = None
+    normalize_frame: bool = False
+    dataset: str | None = None
+    twotime_bins: tuple[int, ...] | None = None
+    path: Path = "auto"
+    fit: bool = True
+    allow_saturated: bool = False
+    chunk_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise UsageError(
+                f"must be one of {', '.join(MODES)}, not {self.mode!r}", argument="mode"
+            )
+        if self.path not in PATHS:
+            raise UsageError(
+                f"must be one of {', '.join(PATHS)}, not {self.path!r}", argument="path"
+            )
+        if self.begin < 0:
+            raise UsageError(f"must be >= 0, not {self.begin}", argument="begin")
+        if self.end is not None and self.end <= self.begin:
+            raise UsageError(f"must be > begin ({self.begin}), not {self.end}", argument="end")
+        for name in ("stride", "avg"):
+            value = getattr(self, name)
+            if value < 1:
+                raise UsageError(f"must be >= 1, not {value}", argument=name)
+        if self.frame_time is not None and not (
+            math.isfinite(self.frame_time) and self.frame_time > 0
+        ):
+            raise UsageError(
+                f"must be a positive number of seconds, not {self.frame_time}",
+                argument="frame_time",
+            )
+        if self.chunk_frames is not None and self.chunk_frames < 1:
+            raise UsageError(f"must be >= 1, not {self.chunk_frames}", argument="chunk_frames")
+        if self.twotime_bins is not None:
+            if len(self.twotime_bins) == 0:
+                raise UsageError("must name at least one bin", argument="twotime_bins")
+            if any(b < 0 for b in self.twotime_bins):
+                raise UsageError("bins are 0-based and >= 0", argument="twotime_bins")
+
+    @property
+    def wants_multitau(self) -> bool:
+        return self.mode in ("multitau", "both")
+
+    @property
+    def wants_twotime(self) -> bool:
+        return self.mode in ("twotime", "both")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly copy (stored as provenance in the result file)."""
+        out = dataclasses.asdict(self)
+        if self.twotime_bins is not None:
+            out["twotime_bins"] = list(self.twotime_bins)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CorrelationOptions:
+        """Build from a mapping, rejecting unknown keys by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(
+                f"unknown option(s) {unknown}; known: {sorted(known)}", argument="options"
+            )
+        values = dict(data)
+        if values.get("twotime_bins") is not None:
+            values["twotime_bins"] = tuple(int(b) for b in values["twotime_bins"])
+        return cls(**values)
