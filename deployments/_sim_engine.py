@@ -17,7 +17,7 @@ from deployments.failover import (
     record_failure,
 )
 from deployments.history import RunHistory, RunTimings
-from deployments.select import Decision, JobRequest, rank_facilities
+from deployments.select import Decision, JobRequest, SelectionPolicy, rank_facilities
 from deployments.simulate_model import Scenario, site_deployment
 from deployments.state import FacilityState, FacilityStatus, Outage
 
@@ -33,7 +33,7 @@ class SimJob:
     index: int
     arrival: float
     site: str | None = None
-    phase: str = "new"  # staging | queued | running | staging-out | done | lost
+    phase: str = "new"  # held | deferred | staging | queued | running | staging-out | done | lost
     attempt: int = 0
     tried: list[str] = field(default_factory=list)
     decision: Decision | None = None
@@ -41,6 +41,7 @@ class SimJob:
     started_site_at: float = 0.0
     staged_at: float = 0.0
     run_started: float = 0.0
+    ran_at: float = 0.0
     finished: float | None = None
     token: int = 0  # bumps on failover: stale events are ignored
 
@@ -89,6 +90,9 @@ class Simulator:
         self.down_at = dict.fromkeys(self.order, math.inf)
         self.up_at = dict.fromkeys(self.order, math.inf)
         self.held: list[SimJob] = []
+        #: jobs held client-side until a planned window ends (deferred submission)
+        self.deferred = dict.fromkeys(self.order, 0)
+        self.selection = SelectionPolicy(defer_planned=sc.defer_planned)
         self.rr = 0
         self.started_in_outage = 0
         self.failovers = 0
@@ -151,7 +155,32 @@ class Simulator:
             job.phase = "held"
             self.held.append(job)
         else:
+            self.send(job, site)
+
+    def send(self, job: SimJob, site: str) -> None:
+        """Launch ``job`` on ``site`` now, or defer it when the decision says so."""
+        when = self.start_after(job, site)
+        if when is not None and when > self.now:
+            job.phase = "deferred"  # held client-side: nothing is sent yet
+            self.deferred[site] += 1
+            self.push(when, "release", (job, job.token, site))
+        else:
             self.launch(job, site)
+
+    def start_after(self, job: SimJob, site: str) -> float | None:
+        """When the decision lets ``job`` be sent to ``site`` (``None``: now)."""
+        if job.decision is None:
+            return None
+        row = next((c for c in job.decision.ranked if c.facility == site), None)
+        return None if row is None else row.start_after
+
+    def on_release(self, item: tuple[SimJob, int, str]) -> None:
+        """A deferred job's wait is over: decide again with fresh status and send it."""
+        job, token, site = item
+        if token != job.token or job.phase != "deferred":
+            return
+        self.deferred[site] -= 1
+        self.dispatch(job)
 
     def launch(self, job: SimJob, site: str) -> None:
         """Start ``job`` on ``site``: stage-in begins."""
@@ -240,6 +269,7 @@ class Simulator:
             return
         self.running[job.site] -= 1
         job.phase = "staging-out"
+        job.ran_at = self.now
         _, _, out_f = self.draws[(job.index, job.site, job.attempt - 1)]
         self.push(self.now + self.sites[job.site].stage_out_s * out_f, "done", (job, job.token))
         self.try_start(job.site)
@@ -258,8 +288,10 @@ class Simulator:
                 timings=RunTimings(
                     stage_in_s=job.staged_at - job.started_site_at,
                     queue_s=job.run_started - job.staged_at,
-                    compute_s=self.now - job.run_started,
+                    compute_s=job.ran_at - job.run_started,
+                    stage_out_s=self.now - job.ran_at,
                 ),
+                bytes_out=int(self.sc.result_mb * 1e6),
             )
         key = publication_key(f"job{job.index}")
         if self.history.claim_publication(key, run_id=job.run_id, facility=job.site, at=self.now):
@@ -309,7 +341,7 @@ class Simulator:
             if plan.relaunch and plan.facility is not None:
                 self.failovers += 1
                 job.decision = fresh
-                self.launch(job, plan.facility)
+                self.send(job, plan.facility)
             elif failure.retryable and job.attempt < FailoverPolicy().max_attempts:
                 job.phase = "held"  # retried when capacity frees up
                 self.held.append(job)
@@ -346,7 +378,7 @@ class Simulator:
             job = self.held.pop(0)
             if job.attempt > 0:
                 self.failovers += 1
-            self.launch(job, site)
+            self.send(job, site)
 
     def status(self, site: str) -> FacilityStatus:
         """The simulated combined status of ``site`` (what the probes would report)."""
@@ -362,12 +394,13 @@ class Simulator:
             )
         busy = s.nodes if self.is_down(site) else self.running[site]
         queued = len(self.queue[site])
+        in_window = s.maintenance is not None and s.maintenance[0] <= self.now < s.maintenance[1]
         return FacilityStatus(
             site,
             "simulation",
-            FacilityState.UP,
+            FacilityState.DOWN if in_window else FacilityState.UP,
             self.now,
-            "endpoint online",
+            "planned maintenance" if in_window else "endpoint online",
             outages,
             idle_workers=s.nodes - busy,
             total_workers=s.nodes,
@@ -388,11 +421,14 @@ class Simulator:
             request = failover_request(request, job.tried)
         statuses = {n: self.status(n) for n in self.order}
         rates = {n: self.history.learned_rates(d) for n, d in self.deployments.items()}
+        # ours in flight: staging in (not in the endpoint status yet) or held for a window
+        inflight = {n: self.staging[n] + self.deferred[n] for n in self.order}
         return rank_facilities(
             request,
             self.deployments.values(),
             statuses,
             rates,
             now=self.now,
-            inflight=self.staging,
+            policy=self.selection,
+            inflight=inflight,
         )

@@ -108,6 +108,16 @@ class LearnedRates:
     dispatch_latency_s: float
     throughput_mpix_s: float
     samples: int = 0
+    #: fixed part of a stage-out (seconds), learned from measured stage-outs;
+    #: ``None``: the transfer overhead (the prior)
+    stage_out_overhead_s: float | None = None
+
+    @property
+    def stage_out_overhead(self) -> float:
+        """Seconds a stage-out takes besides moving the bytes."""
+        if self.stage_out_overhead_s is None:
+            return self.transfer_overhead_s
+        return self.stage_out_overhead_s
 
     @classmethod
     def from_priors(cls, deployment: Deployment) -> LearnedRates:
@@ -271,18 +281,23 @@ class RunHistory:
 
         Transfer rate samples are MB / (stage-in seconds - prior overhead);
         throughput samples are frames x pixels / compute seconds; queue
-        samples are the measured queue waits.
+        samples are the measured queue waits; stage-out overhead samples are
+        the measured stage-out seconds less MB out / prior transfer rate.
         """
         prior = LearnedRates.from_priors(deployment)
         with self._lock:
             rows = self._db.execute(
-                "SELECT bytes_in, frames, pixels, stage_in_s, queue_s, compute_s"
+                "SELECT bytes_in, bytes_out, frames, pixels, stage_in_s, queue_s, compute_s,"
+                " stage_out_s"
                 " FROM run_history WHERE facility=? AND outcome='succeeded'"
                 " ORDER BY finished_at DESC LIMIT ?",
                 (deployment.name, window),
             ).fetchall()
-        rates, queues, throughputs = [], [], []
+        rates, queues, throughputs, outs = [], [], [], []
         for r in rows:
+            if r["stage_out_s"] is not None:
+                moved = (r["bytes_out"] or 0) / 1e6 / prior.transfer_rate_mb_s
+                outs.append(max(float(r["stage_out_s"]) - moved, 0.0))
             if r["bytes_in"] and r["stage_in_s"] is not None:
                 moving = max(r["stage_in_s"] - prior.transfer_overhead_s, 0.1)
                 rates.append(r["bytes_in"] / 1e6 / moving)
@@ -298,6 +313,9 @@ class RunHistory:
             dispatch_latency_s=prior.dispatch_latency_s,
             throughput_mpix_s=_blend(prior.throughput_mpix_s, throughputs, prior_weight),
             samples=len(rows),
+            stage_out_overhead_s=_blend(prior.transfer_overhead_s, outs, prior_weight)
+            if outs
+            else None,
         )
 
     def claim_publication(

@@ -6,7 +6,8 @@ For each candidate the selector estimates the time to result::
     queue     = from idle workers and outstanding tasks when the endpoint reports them,
                 else the learned queue delay
     compute   = frames x pixels / learned throughput   (x degraded_factor when degraded)
-    stage-out = transfer overhead + MB out / learned transfer rate
+    stage-out = stage-out overhead (learned; the transfer overhead before any
+                run) + MB out / learned transfer rate
 
 It excludes facilities that are down or offline, lack a capability, refuse
 the path, were already tried, or have an outage (planned or not) starting
@@ -14,6 +15,16 @@ before the estimated completion (with a safety margin). Eligible facilities
 are ranked by known state first (``unknown`` after every known one), then
 estimated total, then data locality, then name. Every row carries its
 reasons, so the decision explains itself.
+
+Deferred submission (``SelectionPolicy.defer_planned``, off by default): a
+facility whose only obstacle is a *planned* window with a known end is not
+excluded but offered as a deferred candidate: the run is held client-side
+(nothing is sent, not even the stage-in) until ``Candidate.start_after`` =
+window end + ``outage_guard_s``, and its estimate adds that hold and counts
+the runs already held for the same facility as queued ahead. It competes on
+the same estimated total, so it wins only when waiting for the window beats
+queueing elsewhere. A caller that enables it must honour ``start_after``
+(re-deciding then); a run is never sent into a window.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from typing import Any
 from deployments.errors import NoFacilityAvailable
 from deployments.history import LearnedRates
 from deployments.model import Deployment
-from deployments.state import FacilityState, FacilityStatus
+from deployments.state import FacilityState, FacilityStatus, Outage
 from xpcs_kernel.errors import UsageError
 
 __all__ = [
@@ -115,6 +126,11 @@ class SelectionPolicy:
         Queue and compute estimates are multiplied by this on a degraded facility.
     exclude_unknown
         Exclude facilities whose state is unknown instead of ranking them last.
+    defer_planned
+        Offer a facility in (or about to enter) a planned window with a known
+        end as a deferred candidate, held client-side until the window ends
+        plus ``outage_guard_s`` (see the module docstring). Off by default:
+        only callers that honour ``Candidate.start_after`` may enable it.
     """
 
     max_status_age_s: float = 600.0
@@ -122,25 +138,28 @@ class SelectionPolicy:
     outage_guard_s: float = 60.0
     degraded_factor: float = 1.5
     exclude_unknown: bool = False
+    defer_planned: bool = False
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """Estimated seconds of each phase."""
+    """Estimated seconds of each phase (``hold_s``: held client-side before sending)."""
 
     stage_in_s: float
     queue_s: float
     compute_s: float
     stage_out_s: float
+    hold_s: float = 0.0
 
     @property
     def total_s(self) -> float:
         """Estimated time to result."""
-        return self.stage_in_s + self.queue_s + self.compute_s + self.stage_out_s
+        return self.hold_s + self.stage_in_s + self.queue_s + self.compute_s + self.stage_out_s
 
     def to_dict(self) -> dict[str, float]:
         """A JSON-friendly form (seconds, rounded to ms)."""
         return {
+            "hold_s": round(self.hold_s, 3),
             "stage_in_s": round(self.stage_in_s, 3),
             "queue_s": round(self.queue_s, 3),
             "compute_s": round(self.compute_s, 3),
@@ -151,7 +170,11 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One row of the decision table."""
+    """One row of the decision table.
+
+    ``start_after`` (POSIX time) is set on a deferred candidate: the run must
+    be held client-side, and nothing sent to the facility, until then.
+    """
 
     facility: str
     eligible: bool
@@ -160,6 +183,7 @@ class Candidate:
     data_local: bool
     reasons: tuple[str, ...]
     rank: int | None = None
+    start_after: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly form."""
@@ -170,6 +194,9 @@ class Candidate:
             "state": self.state.value,
             "data_local": self.data_local,
             "estimate": self.estimate.to_dict(),
+            "start_after": None
+            if self.start_after is None
+            else datetime.fromtimestamp(self.start_after, UTC).isoformat(timespec="seconds"),
             "reasons": list(self.reasons),
         }
 
@@ -193,6 +220,11 @@ class Decision:
         """The best eligible facility, or ``None``."""
         return self.ranked[0].facility if self.ranked else None
 
+    @property
+    def start_after(self) -> float | None:
+        """When the chosen run may be sent (``None``: now); see :attr:`Candidate.start_after`."""
+        return self.ranked[0].start_after if self.ranked else None
+
     def next_after(self, tried: Iterable[str]) -> Candidate | None:
         """The best eligible candidate not in ``tried`` (for failover)."""
         done = set(tried)
@@ -206,6 +238,9 @@ class Decision:
         """A JSON-friendly form, stored with the run."""
         return {
             "chosen": self.chosen,
+            "start_after": None
+            if self.start_after is None
+            else datetime.fromtimestamp(self.start_after, UTC).isoformat(timespec="seconds"),
             "decided_at": datetime.fromtimestamp(self.decided_at, UTC).isoformat(
                 timespec="seconds"
             ),
@@ -247,6 +282,75 @@ def _queue(
     return rates.dispatch_latency_s + max(0.0, backlog - stage_in_s), why
 
 
+def _estimate(
+    d: Deployment,
+    req: JobRequest,
+    status: FacilityStatus | None,
+    rates: LearnedRates,
+    policy: SelectionPolicy,
+    inflight: int,
+    *,
+    local: bool,
+    degraded: bool,
+    hold_s: float = 0.0,
+) -> tuple[Estimate, list[str]]:
+    reasons: list[str] = []
+    mb_in = req.bytes_in / 1e6
+    mb_out = (req.bytes_in * 0.01 if req.bytes_out is None else req.bytes_out) / 1e6
+    rate = rates.transfer_rate_mb_s
+    stage_in = 0.0 if local else rates.transfer_overhead_s + mb_in / rate
+    streams = d.capabilities.transfer_streams
+    if not local and streams is not None and inflight >= streams:
+        # our runs already staging in hold every stream: wait for one to free
+        stage_in += (inflight + 1 - streams) / streams * stage_in
+        reasons.append(f"{inflight} transfers in flight on {streams} streams")
+    compute = req.frames * req.pixels / 1e6 / rates.throughput_mpix_s
+    queue, why_queue = _queue(d, status, rates, compute, stage_in, inflight)
+    if degraded:
+        compute *= policy.degraded_factor
+        queue *= policy.degraded_factor
+        reasons.append("degraded")
+    estimate = Estimate(
+        stage_in, queue, compute, rates.stage_out_overhead + mb_out / rate, hold_s=hold_s
+    )
+    if local:
+        reasons.append("data local")
+    reasons.append(why_queue)
+    return estimate, reasons
+
+
+def _after_window(status: FacilityStatus, at: float) -> FacilityStatus:
+    """The status assumed once a planned window is over.
+
+    Every worker is idle (what runs now ends before the window, nothing runs
+    through it) and the tasks queued now are still waiting, ahead of ours.
+    """
+    if status.total_workers is None:
+        return replace(status, state=FacilityState.UP, observed_at=at)
+    return replace(
+        status,
+        state=FacilityState.UP,
+        observed_at=at,
+        idle_workers=status.total_workers,
+        outstanding_tasks=max(
+            0,
+            (status.outstanding_tasks or 0) - status.total_workers + (status.idle_workers or 0),
+        ),
+    )
+
+
+def _blocking_outage(
+    status: FacilityStatus, start: float, estimate: Estimate, policy: SelectionPolicy
+) -> Outage | None:
+    """The first outage that intersects ``start`` .. the guarded estimated completion."""
+    work = estimate.total_s - estimate.hold_s
+    finish = start + work * policy.completion_margin + policy.outage_guard_s
+    return next(
+        (o for o in sorted(status.outages, key=lambda o: o.start) if o.overlaps(start, finish)),
+        None,
+    )
+
+
 def _candidate(
     d: Deployment,
     req: JobRequest,
@@ -272,31 +376,24 @@ def _candidate(
             and d.staging is not None
             and d.staging.id == req.source_collection
         )
-    mb_in = req.bytes_in / 1e6
-    mb_out = (req.bytes_in * 0.01 if req.bytes_out is None else req.bytes_out) / 1e6
-    rate = rates.transfer_rate_mb_s
-    stage_in = 0.0 if local else rates.transfer_overhead_s + mb_in / rate
-    streams = d.capabilities.transfer_streams
-    if not local and streams is not None and inflight >= streams:
-        # our runs already staging in hold every stream: wait for one to free
-        stage_in += (inflight + 1 - streams) / streams * stage_in
-        reasons.append(f"{inflight} transfers in flight on {streams} streams")
-    compute = req.frames * req.pixels / 1e6 / rates.throughput_mpix_s
-    queue, why_queue = _queue(d, status, rates, compute, stage_in, inflight)
-    if state is FacilityState.DEGRADED:
-        compute *= policy.degraded_factor
-        queue *= policy.degraded_factor
-        reasons.append("degraded")
-    estimate = Estimate(stage_in, queue, compute, rates.transfer_overhead_s + mb_out / rate)
-    if local:
-        reasons.append("data local")
-    reasons.append(why_queue)
+    degraded = state is FacilityState.DEGRADED
+    notes = list(reasons)
+    estimate, why = _estimate(
+        d, req, status, rates, policy, inflight, local=local, degraded=degraded
+    )
+    reasons.extend(why)
+    # down only because of a planned window with a known end: deferrable
+    in_window = (
+        status is not None
+        and policy.defer_planned
+        and any(o.planned and o.end is not None and o.start <= now < o.end for o in status.outages)
+    )
 
     if d.name in req.exclude:
         excluded.append("already tried for this dataset")
     if d.engine == "local" and not req.allow_local:
         excluded.append("local runs not allowed")
-    if state is FacilityState.DOWN:
+    if state is FacilityState.DOWN and not in_window:
         excluded.append(f"down: {status.detail if status else ''}")
     if state is FacilityState.UNKNOWN and policy.exclude_unknown:
         excluded.append("status unknown")
@@ -312,17 +409,44 @@ def _candidate(
         )
     if req.source_path is not None and not d.allows_path(req.source_path):
         excluded.append(f"path {req.source_path} outside the allowed roots")
+    start_after: float | None = None
     if status is not None:
-        finish = now + estimate.total_s * policy.completion_margin + policy.outage_guard_s
-        for outage in status.outages:
-            if outage.overlaps(now, finish):
-                kind = "planned" if outage.planned else "unplanned"
-                end = "until further notice" if outage.end is None else f"to {_when(outage.end)}"
-                excluded.append(
-                    f"{kind} outage {outage.description!r} from {_when(outage.start)} {end}"
-                    f" overlaps the estimated completion {_when(now + estimate.total_s)}"
-                )
+        start = now
+        for _ in range(len(status.outages) + 1):
+            outage = _blocking_outage(status, start, estimate, policy)
+            if outage is None:
                 break
+            kind = "planned" if outage.planned else "unplanned"
+            end = "until further notice" if outage.end is None else f"to {_when(outage.end)}"
+            what = f"{kind} outage {outage.description!r} from {_when(outage.start)} {end}"
+            if policy.defer_planned and outage.planned and outage.end is not None:
+                # hold the run client-side until the window is over, then send it
+                start = max(start, outage.end + policy.outage_guard_s)
+                degraded = False  # assumed back to normal after the window
+                estimate, why = _estimate(
+                    d,
+                    req,
+                    _after_window(status, start),
+                    rates,
+                    policy,
+                    inflight,
+                    local=local,
+                    degraded=degraded,
+                    hold_s=start - now,
+                )
+                start_after = start
+                continue
+            excluded.append(
+                f"{what} overlaps the estimated completion {_when(start + estimate.total_s)}"
+            )
+            break
+        if start_after is not None and not excluded:
+            reasons = [
+                *notes,
+                f"held client-side until {_when(start_after)} (after a planned window), "
+                f"then sent; {inflight} run(s) of ours already sent or held",
+                *why,
+            ]
     if state is FacilityState.UNKNOWN and not excluded:
         reasons.append("ranked after facilities with known status")
     return Candidate(
@@ -332,6 +456,7 @@ def _candidate(
         estimate=estimate,
         data_local=local,
         reasons=tuple(excluded + reasons),
+        start_after=None if excluded else start_after,
     )
 
 

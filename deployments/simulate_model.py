@@ -12,10 +12,15 @@ cori      20.8      50.8   11.4       311 +- 210 (NERSC)
 
 The scheduler delay was 1.4-2.6 % of the total: 2.5 s here. Jobs arrive in
 batches of 16 every 8-16 s (uniform), 20 batches. The node counts are this
-simulation's assumption (the measurements give per-job times, not
-allocations): 64 nodes per site, enough for each site to take its
-round-robin share without queueing, which matches the measured medians
-(the total is about the sum of the phases).
+simulation's assumption: the figures we have give per-job times, not the
+allocations (the paper's setup section could not be consulted). 64 nodes
+per site is enough for each site to take its round-robin share of ~80
+jobs/min without queueing, which matches the measured medians (the total
+is about the sum of the phases, the scheduler delay small). Read the other
+way, the measured per-site throughputs (15-18.5 jobs/min) would fit ~30
+nodes per site if those sites had been saturated. Results depend strongly
+on this: ``with_nodes`` (``xpcs-flows simulate --nodes N``) sets it, and
+``deployments/README.md`` gives the results from 24 to 96 nodes.
 
 Scenario ``outage``: cori, the fastest site, goes down unannounced at
 120 s (mid-arrivals) and stays down; theta has an announced maintenance
@@ -37,7 +42,15 @@ from typing import Any
 from deployments.model import Capabilities, ComputeSpec, Deployment, Priors
 from xpcs_kernel.errors import UsageError
 
-__all__ = ["PAPER_SITES", "SCENARIOS", "Scenario", "SiteSpec", "scenario", "site_deployment"]
+__all__ = [
+    "PAPER_SITES",
+    "SCENARIOS",
+    "Scenario",
+    "SiteSpec",
+    "scenario",
+    "site_deployment",
+    "with_nodes",
+]
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,8 @@ class Scenario:
     detection_lag_s: float = 0.0
     #: concurrent stage-in transfers per site (``None``: unlimited, each at the measured rate)
     transfer_streams: int | None = None
+    #: ``ours`` may hold a job client-side until a planned window ends (deferred submission)
+    defer_planned: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly form."""
@@ -118,6 +133,15 @@ def scenario(name: str) -> Scenario:
         raise UsageError(
             f"unknown scenario {name!r} (choose from {', '.join(SCENARIOS)})", argument="scenario"
         ) from None
+
+
+def with_nodes(sc: Scenario, nodes: int | None) -> Scenario:
+    """``sc`` with ``nodes`` nodes at every site (``None``: unchanged)."""
+    if nodes is None:
+        return sc
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise UsageError(f"must be an integer >= 1, not {nodes!r}", argument="nodes")
+    return replace(sc, sites=tuple(replace(s, nodes=nodes) for s in sc.sites))
 
 
 def site_deployment(site: SiteSpec, sc: Scenario) -> Deployment:

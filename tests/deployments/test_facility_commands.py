@@ -65,9 +65,25 @@ def test_simulate_text_all_policies() -> None:
     result = CliRunner().invoke(simulate_command, ["--scenario", "paper"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "scenario paper, seed 0, 20 batches of 16 jobs"
+    assert lines[0] == (
+        "scenario paper, seed 0, 20 batches of 16 jobs, "
+        "nodes per site theta 64, summit 64, cori 64"
+    )
     assert [line.split()[0] for line in lines[2:5]] == ["round-robin", "shortest-backlog", "ours"]
     assert lines[-1].startswith("ours / shortest-backlog median latency: 0.")
+    assert "(completed jobs only)" in lines[-1]
+
+
+def test_simulate_nodes_option() -> None:
+    result = CliRunner().invoke(
+        simulate_command, ["--scenario", "outage", "--nodes", "32", "--policy", "all", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert [s["nodes"] for s in out["scenario"]["sites"]] == [32, 32, 32]
+    assert out["ours_vs_shortest_backlog_median_completed"] > 0
+    bad = CliRunner().invoke(simulate_command, ["--nodes", "0"])
+    assert bad.exit_code == 2
 
 
 def test_simulate_rejects_unknown_policy() -> None:

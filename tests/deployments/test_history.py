@@ -142,3 +142,20 @@ def test_one_publication_per_dataset_even_under_races() -> None:
         # the winner may claim again (a retried publish step), others may not
         assert h.claim_publication("key-A", run_id=wins[0], facility="site", at=9.0)
         assert h.publication("key-B") is None
+
+
+def test_stage_out_overhead_is_learned_from_measured_stage_outs() -> None:
+    with RunHistory(":memory:") as h:
+        assert h.learned_rates(SITE).stage_out_overhead == 10  # the transfer overhead prior
+        assert h.learned_rates(SITE).stage_out_overhead_s is None
+        for i in range(3):
+            h.record_start(f"o{i}", dataset=f"o{i}", facility="site", started_at=float(i))
+            h.record_success(
+                f"o{i}",
+                finished_at=50.0 + i,
+                timings=RunTimings(stage_out_s=4.0),
+                bytes_out=100_000_000,  # 100 MB at the prior 100 MB/s: 1 s of moving
+            )
+        rates = h.learned_rates(SITE)
+    # samples of 4 - 1 = 3 s, halfway (3 samples, prior weight 3) from the 10 s prior
+    assert rates.stage_out_overhead == pytest.approx((3 * 10 + 3 * 3) / 6)

@@ -401,3 +401,107 @@ def test_transfer_streams_make_our_staging_runs_delay_a_new_one() -> None:
     # 7 staging on 4 streams: the new one waits for a stream (4 / 4 of a transfer) first
     assert at.candidates[0].estimate.stage_in_s == pytest.approx(2 * base)
     assert "7 transfers in flight on 4 streams" in at.candidates[0].reasons
+
+
+# -- deferred submission past a planned window (SelectionPolicy.defer_planned) ----------
+
+DEFER = SelectionPolicy(defer_planned=True)
+WINDOW = Outage(NOW - 60, NOW + 600, True, "maintenance")
+
+
+def test_planned_window_excludes_without_deferral() -> None:
+    a = site("a")
+    decision = rank_facilities(REQ, [a], {"a": up("a", outages=(WINDOW,))}, {}, now=NOW)
+    (row,) = decision.candidates
+    assert not row.eligible
+    assert row.start_after is None
+    assert decision.start_after is None
+    assert "planned outage 'maintenance'" in row.reasons[0]
+
+
+@pytest.mark.parametrize("state", [FacilityState.UP, FacilityState.DOWN])
+def test_deferred_candidate_is_held_until_the_window_ends(state: FacilityState) -> None:
+    a = site("a", mpix=100)  # 100 s of compute
+    status = up("a", idle=0, outstanding=9, outages=(WINDOW,), state=state)
+    decision = select_facility(REQ, [a], {"a": status}, {}, now=NOW, policy=DEFER)
+    (row,) = decision.ranked
+    assert row.start_after == pytest.approx(NOW + 600 + 60)  # window end + outage guard
+    assert decision.start_after == row.start_after
+    est = row.estimate
+    assert est.hold_s == pytest.approx(660)
+    # after the window all 4 workers are idle and the 5 queued tasks go first:
+    # (5 - 4 + 1) / 4 * 100 s, less the 20 s of staging
+    assert est.queue_s == pytest.approx(2 + 2 / 4 * 100 - 20)
+    assert est.total_s == pytest.approx(660 + 20 + 32 + 100 + 10.1)
+    assert "held client-side until" in row.reasons[0]
+    assert decision.to_dict()["start_after"].startswith("2027-01-15T08:")
+    assert row.to_dict()["estimate"]["hold_s"] == pytest.approx(660)
+
+
+def test_window_about_to_start_is_deferred_too() -> None:
+    a = site("a", mpix=2000)
+    soon = Outage(NOW + 40, NOW + 3600, True, "PM")  # starts before a would finish
+    row = rank_facilities(REQ, [a], {"a": up("a", outages=(soon,))}, {}, now=NOW, policy=DEFER)
+    assert row.candidates[0].start_after == pytest.approx(NOW + 3600 + 60)
+
+
+def test_deferral_competes_on_the_estimated_total() -> None:
+    a = site("a")
+    statuses = {"a": up("a", outages=(WINDOW,)), "b": up("b")}
+    slow = select_facility(REQ, [a, site("b", mpix=1)], statuses, {}, now=NOW, policy=DEFER)
+    assert slow.chosen == "a"  # 10 000 s of compute on b: waiting for a is faster
+    assert slow.start_after == pytest.approx(NOW + 660)
+    fast = select_facility(REQ, [a, site("b", mpix=100)], statuses, {}, now=NOW, policy=DEFER)
+    assert fast.chosen == "b"
+    assert fast.start_after is None
+    assert [c.facility for c in fast.ranked] == ["b", "a"]  # a stays as a deferred fallback
+
+
+def test_runs_already_held_queue_ahead_after_the_window() -> None:
+    a = site("a", mpix=100)  # 100 s of compute
+    statuses = {"a": up("a", outages=(WINDOW,))}
+    alone = rank_facilities(REQ, [a], statuses, {}, now=NOW, policy=DEFER)
+    crowd = rank_facilities(REQ, [a], statuses, {}, now=NOW, policy=DEFER, inflight={"a": 8})
+    assert alone.candidates[0].estimate.queue_s == pytest.approx(2)
+    # 8 held runs on 4 workers: (8 - 4 + 1) / 4 * 100 s, less the 20 s of staging
+    assert crowd.candidates[0].estimate.queue_s == pytest.approx(2 + 5 / 4 * 100 - 20)
+
+
+def test_back_to_back_windows_defer_past_both() -> None:
+    a = site("a")
+    second = Outage(NOW + 700, NOW + 1000, True, "second")
+    statuses = {"a": up("a", outages=(second, WINDOW))}
+    row = rank_facilities(REQ, [a], statuses, {}, now=NOW, policy=DEFER).candidates[0]
+    assert row.eligible
+    assert row.start_after == pytest.approx(NOW + 1060)
+
+
+@pytest.mark.parametrize(
+    "outage",
+    [
+        Outage(NOW - 60, NOW + 600, False, "crash"),  # unplanned: no promise it ends
+        Outage(NOW - 60, None, True, "open-ended"),  # planned but no end
+    ],
+)
+def test_only_planned_windows_with_an_end_are_deferred(outage: Outage) -> None:
+    a = site("a")
+    with pytest.raises(NoFacilityAvailable, match="overlaps the estimated completion"):
+        select_facility(REQ, [a], {"a": up("a", outages=(outage,))}, {}, now=NOW, policy=DEFER)
+
+
+def test_down_without_a_planned_window_is_never_deferred() -> None:
+    a = site("a")
+    statuses = {"a": up("a", state=FacilityState.DOWN)}
+    with pytest.raises(NoFacilityAvailable, match="down: test"):
+        select_facility(REQ, [a], statuses, {}, now=NOW, policy=DEFER)
+    past = Outage(NOW - 7200, NOW - 3600, True, "done")  # a window that is over explains nothing
+    down = {"a": up("a", state=FacilityState.DOWN, outages=(past,))}
+    with pytest.raises(NoFacilityAvailable, match="down: test"):
+        select_facility(REQ, [a], down, {}, now=NOW, policy=DEFER)
+
+
+def test_stage_out_uses_the_learned_stage_out_overhead() -> None:
+    a = site("a")
+    learned = replace(LearnedRates.from_priors(a), stage_out_overhead_s=3.0)
+    row = rank_facilities(REQ, [a], {"a": up("a")}, {"a": learned}, now=NOW).candidates[0]
+    assert row.estimate.stage_out_s == pytest.approx(3 + 20 / 200)
