@@ -65,9 +65,14 @@ CREATE TABLE IF NOT EXISTS publications (
 
 
 def default_database_path() -> Path:
-    """The user's SQLite file: ``$XDG_DATA_HOME/xpcs-flows/xpcs-flows.sqlite``."""
+    """The user's one SQLite file: ``$XDG_DATA_HOME/xpcs-flows/state.db``.
+
+    The same file holds the local engine's runs, the run index, the watcher
+    ledger and the local catalog, each in its own table (``flows.local.store``
+    names the same path), so learned rates see every run.
+    """
     data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "xpcs-flows" / "xpcs-flows.sqlite"
+    return Path(data) / "xpcs-flows" / "state.db"
 
 
 @dataclass(frozen=True)

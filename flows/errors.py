@@ -21,6 +21,8 @@ __all__ = [
     "LoginRequired",
     "RunNotFound",
     "RunWaitTimeout",
+    "WatchLedgerEntryNotFound",
+    "WatcherAlreadyRunning",
 ]
 
 
@@ -164,3 +166,26 @@ class LoginRequired(XPCSFlowsError):
     def __init__(self, message: str, *, resource_server: str | None = None) -> None:
         super().__init__(message)
         self.resource_server = resource_server
+
+
+class WatcherAlreadyRunning(XPCSFlowsError):
+    """Another watcher already watches ``directory`` with the same ledger.
+
+    ``lock_path`` is the lock file it holds (released when that process ends,
+    even by ``kill -9``).
+    """
+
+    def __init__(self, directory: str, *, lock_path: str) -> None:
+        super().__init__(
+            f"another xpcs-flows watcher already watches {directory} (lock {lock_path})"
+        )
+        self.directory = directory
+        self.lock_path = lock_path
+
+
+class WatchLedgerEntryNotFound(XPCSFlowsError, LookupError):
+    """The watcher ledger has no entry for ``path``."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"the watcher ledger has no entry for {path}")
+        self.path = path

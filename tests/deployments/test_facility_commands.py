@@ -28,7 +28,7 @@ def test_facilities_json_out_of_the_box(isolated_home: Path) -> None:
     assert polaris["source"] == "deployments/polaris.toml"
     assert "9 placeholder(s) not filled in" in polaris["message"]
     # it opened (created) the user's history
-    assert (isolated_home / ".local/share/xpcs-flows/xpcs-flows.sqlite").exists()
+    assert (isolated_home / ".local/share/xpcs-flows/state.db").exists()
 
 
 def test_facilities_text_and_nothing_eligible(isolated_home: Path) -> None:

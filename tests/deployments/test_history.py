@@ -48,7 +48,7 @@ def run(
 
 
 def test_default_path_is_in_the_user_data_dir(isolated_home: Path) -> None:
-    assert default_database_path() == isolated_home / ".local/share/xpcs-flows/xpcs-flows.sqlite"
+    assert default_database_path() == isolated_home / ".local/share/xpcs-flows/state.db"
 
 
 def test_file_database_uses_wal(tmp_path: Path) -> None:
