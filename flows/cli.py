@@ -51,6 +51,15 @@ def _register_commands() -> None:
         logout_command,
         whoami_command,
     )
+    from flows.run_commands import (
+        cancel_command,
+        list_command,
+        logs_command,
+        run_command,
+        schedule_command,
+        status_command,
+    )
+    from flows.watch_commands import retry_command, watch_command
 
     cli.add_command(demo_command, "demo")
     cli.add_command(facilities_command, "facilities")
@@ -61,6 +70,14 @@ def _register_commands() -> None:
     cli.add_command(deploy_command, "deploy")
     cli.add_command(flow_definition_command, "flow-definition")
     cli.add_command(catalog_command, "catalog")
+    cli.add_command(run_command, "run")
+    cli.add_command(status_command, "status")
+    cli.add_command(logs_command, "logs")
+    cli.add_command(cancel_command, "cancel")
+    cli.add_command(list_command, "list")
+    cli.add_command(schedule_command, "schedule")
+    cli.add_command(watch_command, "watch")
+    cli.add_command(retry_command, "retry")
 
 
 _register_commands()
