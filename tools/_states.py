@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tools.action_urls import COMPUTE_V3_URL, SEARCH_INGEST_URL, TRANSFER_URL
+
 __all__ = [
     "CAUGHT_PATH",
     "COMPUTE_V3_URL",
@@ -30,16 +32,6 @@ __all__ = [
     "failed_state_name",
     "failure_state",
 ]
-
-# The public Globus action-provider URLs. ``tools`` may import only the kernel
-# (house rule), so they are spelled here too; a test asserts that they equal
-# ``flows.local.action_urls`` (the URLs the local engine serves).
-#: Globus Transfer action provider.
-TRANSFER_URL = "https://transfer.actions.globus.org/transfer"
-#: Globus Compute action provider, version 3 (``endpoint_id`` + ``tasks``).
-COMPUTE_V3_URL = "https://compute.actions.globus.org/v3"
-#: Globus Search ingest action provider.
-SEARCH_INGEST_URL = "https://actions.globus.org/search/ingest"
 
 #: Where a Catch stores the error document of the failed action.
 CAUGHT_PATH = "$.Caught"

@@ -1,10 +1,15 @@
-"""The public Globus action-provider URLs that both engines use.
-
-The Globus engine sends these URLs to the Flows service; the local engine maps
-each of them to a local :class:`~flows.local.providers.ActionProvider`.
-"""
+"""The action URLs the local engine serves: the same ones the tools put in the
+definition (defined once, in :mod:`tools.action_urls`)."""
 
 from __future__ import annotations
+
+from tools.action_urls import (
+    COMPUTE_V2_URL,
+    COMPUTE_V3_URL,
+    LEGACY_TRANSFER_URL,
+    SEARCH_INGEST_URL,
+    TRANSFER_URL,
+)
 
 __all__ = [
     "COMPUTE_V2_URL",
@@ -13,15 +18,3 @@ __all__ = [
     "SEARCH_INGEST_URL",
     "TRANSFER_URL",
 ]
-
-#: Globus Transfer action provider: submit a transfer task.
-TRANSFER_URL = "https://transfer.actions.globus.org/transfer"
-#: Globus Compute action provider, version 3 (``endpoint_id`` + ``tasks``).
-COMPUTE_V3_URL = "https://compute.actions.globus.org/v3"
-#: Globus Compute action provider, version 2 (kept for older definitions).
-COMPUTE_V2_URL = "https://compute.actions.globus.org"
-#: Globus Search ingest action provider.
-SEARCH_INGEST_URL = "https://actions.globus.org/search/ingest"
-#: The older Transfer action provider URL (gladier's ``GlobusTransfer`` tool uses it),
-#: with ``source_endpoint_id``/``destination_endpoint_id``/``transfer_items``.
-LEGACY_TRANSFER_URL = "https://actions.globus.org/transfer/transfer"

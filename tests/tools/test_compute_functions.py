@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from globus_compute_sdk.serialize import ComputeSerializer, DillCodeSource
 
-from flows.local import action_urls
-from tools import _states, xpcs_correlate, xpcs_plots, xpcs_publish_metadata
+from tools import xpcs_correlate, xpcs_plots, xpcs_publish_metadata
 from xpcs_kernel.result import read_result
 from xpcs_kernel.synthetic import SyntheticSpec, write_synthetic
 
@@ -38,12 +37,6 @@ out["publish"] = funcs["xpcs_publish_metadata"](
 )
 print(json.dumps(out, allow_nan=False))
 """
-
-
-def test_action_urls_are_the_local_engines() -> None:
-    assert _states.TRANSFER_URL == action_urls.TRANSFER_URL
-    assert _states.COMPUTE_V3_URL == action_urls.COMPUTE_V3_URL
-    assert _states.SEARCH_INGEST_URL == action_urls.SEARCH_INGEST_URL
 
 
 @pytest.mark.slow
