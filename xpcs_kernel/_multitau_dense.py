@@ -3,7 +3,7 @@
 The correlated pixels are split into tiles of ``TILE`` pixels; each thread owns
 one contiguous range of tiles and allocates its buffers once. For a tile, the
 frames of a chunk are gathered into a frame-major float32 buffer behind the
-last ``W = 2D`` frames of the level (the carry, kept in ``tail``), so that every
+last ``W = 2D`` frames of the level (the carry), so that every
 pair ``(t, t + k)`` whose later frame is new is a product of two rows of the
 buffer. The lag loop runs over rows and is vectorised over the tile's pixels.
 Level ``L + 1`` frames are averages of adjacent level ``L`` frames and are built
@@ -11,9 +11,11 @@ in a second buffer from the first one, so one call walks all levels.
 
 Per pixel the state is (see :mod:`xpcs_kernel._multitau_state`):
 
-* ``tail[L, 0:W]``: the last ``W`` frames of level ``L`` (right aligned, zeros
-  before the first frame);
-* ``total[L]``: sum of all level ``L`` frames (float64);
+* ``tail0[0:W]``: the last ``W`` frames of level 0 (right aligned, zeros
+  before the first frame), and ``tail[L, 0:D+1]`` the oldest ``D + 1`` of
+  those of level ``L >= 1``: the newer ``D - 1`` are means of frames still in
+  the carry of level ``L - 1`` and are rebuilt from it (:func:`_load_carry`);
+* ``total0``: sum of all level 0 frames (float64);
 * ``headsum[row(L, k)]``: sum of the first ``k`` level ``L`` frames (float64);
 * ``g2acc[row(L, k)]``: sum over pairs of ``I(t) I(t + k)`` (float64).
 
@@ -196,6 +198,33 @@ def _correlate_level(
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _load_carry(
+    buf: NDArray[np.float32],
+    o: int,
+    o_low: int,
+    stored: NDArray[np.float32],
+    dpl: int,
+    n_low: int,
+) -> None:
+    """Rebuild the carry of a level ``L >= 1`` at ``buf[o : o + 2D]``.
+
+    Rows ``0 .. D`` are stored; rows ``D+1 .. 2D-1`` are the means of pairs of
+    the carry of level ``L - 1`` (at ``buf[o_low:]``, holding ``n_low`` frames
+    so far), computed exactly as when the frames were made.
+    """
+    w = 2 * dpl
+    buf[o : o + dpl + 1] = stored
+    par = n_low & 1
+    for j in range(dpl + 1, w):
+        r = o_low + 2 * j - w - par
+        src0 = buf[r]
+        src1 = buf[r + 1]
+        dst = buf[o + j]
+        for p in range(TILE):
+            dst[p] = (src0[p] + src1[p]) * np.float32(0.5)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def dense_feed(
     frames: NDArray[Any],
     pixel_index: NDArray[np.intp],
@@ -206,8 +235,9 @@ def dense_feed(
     tile_stop: int,
     n_lev: int,
     n_active: int,
+    tail0: NDArray[np.float32],
     tail: NDArray[np.float32],
-    total: NDArray[np.float64],
+    total0: NDArray[np.float64],
     headsum: NDArray[np.float32],
     g2acc: NDArray[np.float64],
     headsum0: NDArray[np.float32],
@@ -218,23 +248,34 @@ def dense_feed(
     ``frames[i, pixel_index[p]] * scale[i]`` is the value of correlated pixel
     ``p`` in the ``i``-th new frame; ``n_before`` frames were fed before. The
     state arrays are described in :mod:`xpcs_kernel._multitau_state`; levels
-    below ``n_active`` accumulate, all ``n_lev`` levels keep their carry.
+    below ``n_active`` accumulate pair and head sums, all ``n_lev`` levels keep
+    their carry, and only level 0 keeps its total (``total0``; the others
+    follow from it, see :meth:`CorrelatorState.level_total`).
 
     The call handles tiles ``tile_start .. tile_stop`` and releases the GIL,
-    so threads can run disjoint tile ranges at once. For a tile, every level
-    has a buffer of ``w`` carried rows followed by its pending new rows; level
-    0 is correlated every ``BLOCK`` frames, an upper level once it has
-    ``DEFER`` pending rows, and every level at the end of the call.
+    so threads can run disjoint tile ranges at once. Only the levels that
+    receive a new frame in this call are read and written (``log2 n`` of them
+    for ``n`` new frames, whatever ``n_lev``), so a small call costs about the
+    state of those levels. For a tile, every such level has a buffer of ``w``
+    carried rows followed by its pending new rows; level 0 is correlated every
+    ``BLOCK`` frames, an upper level once it has ``DEFER`` pending rows, and
+    every touched level at the end of the call.
     """
     n = frames.shape[0]
     npix = pixel_index.shape[0]
     w = 2 * dpl
-    offs = np.zeros(n_lev + 1, np.int64)
+    n_after = n_before + n
+    n_touch = 0  # levels 0 .. n_touch - 1 receive at least one new frame
     for lev in range(n_lev):
+        if (n_after >> lev) > (n_before >> lev):
+            n_touch = lev + 1
+    offs = np.zeros(n_touch + 1, np.int64)
+    for lev in range(n_touch):
         cap = BLOCK if lev == 0 else 2 * DEFER + (BLOCK >> lev) + 2
         offs[lev + 1] = offs[lev] + w + cap
-    buf = np.zeros((offs[n_lev], TILE), np.float32)
+    buf = np.zeros((offs[n_touch], TILE), np.float32)
     acc = np.zeros((w + 1) * TILE, np.float32)
+    junk = np.zeros(TILE, np.float64)  # upper-level totals are derived, not summed
     done = np.zeros(n_lev, np.int64)
     pend = np.zeros(n_lev, np.int64)
     for ti in range(tile_start, tile_stop):
@@ -250,10 +291,12 @@ def dense_feed(
                 if idx[p] != first + p:
                     contiguous = False
                     break
-        for lev in range(n_lev):
-            buf[offs[lev] : offs[lev] + w] = tail[lev, ti]
+        buf[offs[0] : offs[0] + w] = tail0[ti]
+        for lev in range(n_touch):
             done[lev] = n_before >> lev
             pend[lev] = 0
+            if lev > 0:
+                _load_carry(buf, offs[lev], offs[lev - 1], tail[lev, ti], dpl, done[lev - 1])
         for c0 in range(0, n, BLOCK):
             m = min(BLOCK, n - c0)
             last = c0 + m >= n
@@ -273,7 +316,7 @@ def dense_feed(
                     for p in range(pw):
                         dst[p] = np.float32(row[idx[p]]) * s
             pend[0] = m
-            for lev in range(n_lev):
+            for lev in range(n_touch):
                 m = pend[lev]
                 if m == 0 and last:
                     continue
@@ -286,7 +329,8 @@ def dense_feed(
                     klo = 1 if lev == 0 else dpl + 1
                     lacc_hi = g2acc[lev, ti]
                     head_hi = headsum[lev, ti]
-                    _correlate_level(cur, m, w, klo, acc, g2acc0[ti], lacc_hi, total[lev, ti])
+                    ltot = total0[ti] if lev == 0 else junk
+                    _correlate_level(cur, m, w, klo, acc, g2acc0[ti], lacc_hi, ltot)
                     # head sums: frames with global index g < k (first rows only)
                     for j in range(w, w + m):
                         g = c_old + j - w
@@ -299,7 +343,7 @@ def dense_feed(
                 # next level: averages of adjacent frames, appended to its pending rows
                 q_old = c_old >> 1
                 m_next = ((c_old + m) >> 1) - q_old
-                if lev + 1 < n_lev:
+                if lev + 1 < n_touch:
                     o = offs[lev + 1] + w + pend[lev + 1]
                     for q in range(m_next):
                         r = w + 2 * (q_old + q) - c_old
@@ -317,8 +361,9 @@ def dense_feed(
                         dst[p] = src[p]
                 done[lev] = c_old + m
                 pend[lev] = 0
-        for lev in range(n_lev):
-            tail[lev, ti] = buf[offs[lev] : offs[lev] + w]
+        tail0[ti] = buf[offs[0] : offs[0] + w]
+        for lev in range(1, n_touch):
+            tail[lev, ti] = buf[offs[lev] : offs[lev] + dpl + 1]
 
 
 @njit(cache=True, nogil=True)

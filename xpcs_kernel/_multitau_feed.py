@@ -52,6 +52,7 @@ def _pool(n_threads: int) -> ThreadPoolExecutor:
 _KERNEL_DTYPES = frozenset(
     np.dtype(t) for t in ("u1", "u2", "u4", "i1", "i2", "i4", "i8", "f4", "f8")
 )
+_PARTS_PER_THREAD = 8  # tile ranges per worker thread and call (load balancing)
 _BLOCK_BYTES = 1 << 28  # scratch per converted or densified block (256 MiB)
 
 
@@ -177,7 +178,10 @@ class FeedEngine:
         index = self.pixel_index if index is None else index
         n_tiles = state.n_tiles
         n_threads = max(1, min(self.threads or _default_threads(), n_tiles))
-        bounds = [n_tiles * i // n_threads for i in range(n_threads + 1)]
+        # several tile ranges per thread, taken in order by whichever worker is
+        # free: a thread slowed by another process does not hold up the call
+        n_parts = min(n_tiles, n_threads * _PARTS_PER_THREAD)
+        bounds = [n_tiles * i // n_parts for i in range(n_parts + 1)]
 
         def run(start: int, stop: int) -> None:
             dense_feed(
@@ -190,8 +194,9 @@ class FeedEngine:
                 stop,
                 state.n_levels,
                 state.n_active,
+                state.tail0,
                 state.tail,
-                state.total,
+                state.total0,
                 state.headsum,
                 state.g2acc,
                 state.headsum0,
@@ -202,7 +207,18 @@ class FeedEngine:
             run(0, n_tiles)
         else:
             pool = _pool(n_threads)
-            futures = [pool.submit(run, bounds[i], bounds[i + 1]) for i in range(n_threads)]
+            parts = iter(itertools.pairwise(bounds))
+            lock = threading.Lock()
+
+            def worker() -> None:
+                while True:
+                    with lock:
+                        part = next(parts, None)
+                    if part is None:
+                        return
+                    run(*part)
+
+            futures = [pool.submit(worker) for _ in range(n_threads)]
             for future in futures:
                 future.result()
         state.n_frames += arr.shape[0]

@@ -144,8 +144,13 @@ def reduce_g2(state: CorrelatorState, bins: PixelBins) -> G2Result:
         lev, k, m = int(scheme.levels[i]), int(scheme.lags[i]), int(scheme.pair_counts[i])
         total = state.level_total(lev)
         g2_p = state.pair_sum(lev, k) / m
-        ip_p = (total - state.last_sum(lev, k)) / m
-        if_p = (total - state.head_sum(lev, k)) / m
+        # last_sum and head_sum return new arrays: work in place (fewer 1 Mpx temporaries)
+        ip_p = state.last_sum(lev, k)
+        np.subtract(total, ip_p, out=ip_p)
+        ip_p /= m
+        if_p = state.head_sum(lev, k)
+        np.subtract(total, if_p, out=if_p)
+        if_p /= m
         means = {}
         for name, values in (("G2", g2_p), ("IP", ip_p), ("IF", if_p)):
             means[name] = _safe_div(
@@ -158,7 +163,10 @@ def reduce_g2(state: CorrelatorState, bins: PixelBins) -> G2Result:
         g2[i] = _safe_div(
             np.bincount(bins.dynamic_of_static[ok], weights=g2_s[ok], minlength=n_dyn), n_ok
         )
-        g2_err[i] = _pixel_error(g2_p, ip_p * if_p, dyn_of_pixel, n_dyn, single_pair=m == 1)
+        ip_p *= if_p  # IP IF, the ratio's denominator
+        del if_p
+        g2_err[i] = _pixel_error(g2_p, ip_p, dyn_of_pixel, n_dyn, single_pair=m == 1)
+    state.release()
     return G2Result(
         delays=scheme.delays,
         pair_counts=scheme.pair_counts,
@@ -187,12 +195,14 @@ def _pixel_error(
     ``IP_p IF_p`` in the last bit and would leave ~1e-8 noise.
     """
     valid = norm_p > 0
-    d = dyn_of_pixel[valid]
+    every = bool(valid.all())  # usually: no masked copies then
+    d = dyn_of_pixel if every else dyn_of_pixel[valid]
     n = np.bincount(d, minlength=n_dyn).astype(np.float64)
     if single_pair:
         return np.where(n > 0, 0.0, np.nan)
-    ratio = g2_p[valid] / norm_p[valid]
+    ratio = g2_p / norm_p if every else g2_p[valid] / norm_p[valid]
     mean = _safe_div(np.bincount(d, weights=ratio, minlength=n_dyn), n)
-    dev = ratio - mean[d]
-    var = _safe_div(np.bincount(d, weights=dev * dev, minlength=n_dyn), n)
+    ratio -= mean[d]  # the deviation, squared in place
+    np.multiply(ratio, ratio, out=ratio)
+    var = _safe_div(np.bincount(d, weights=ratio, minlength=n_dyn), n)
     return _safe_div(np.sqrt(var), np.sqrt(n))

@@ -9,17 +9,23 @@ of each dynamic bin (see :func:`xpcs_kernel._multitau_reduce.reduce_g2`).
 
 :class:`MultiTauCorrelator` takes frames chunk by chunk (dense arrays or
 sparse event lists) and keeps a state whose size grows with ``log2 N`` only
-(about 1.1 kB per correlated pixel for 10,000 frames); :func:`multitau` is the
-eager wrapper.
+(876 bytes per correlated pixel for 10,000 frames, :func:`state_nbytes`);
+:func:`multitau` is the eager wrapper.
 
 Performance notes (``benchmarks/multitau_kernel.py``, 2-core AMD EPYC VM
-shared with other jobs): the dense kernel runs at 1.6-1.8e9 pixel-frames/s per
-core of CPU time on 256x256 x 2000 uint8 frames; 2 threads gave 1.45e9 wall
-while another process held one core. Each call reads and writes the whole
-state once, so feed large detectors in chunks of several hundred frames
-(100-frame chunks of 1 Mpx frames run 3-4x slower than 1000-frame chunks).
-Products are float32 (frames converted per tile), summed in float32 over at
-most 32 frames and accumulated in float64.
+shared with other jobs, load average 2.4-3.5): 256x256 x 2000 uint8 frames in
+one call ran at 1.4e9 pixel-frames/s wall and per core of CPU time (the
+kernel's author measured 1.6-1.8e9 on a quieter machine). A call reads and
+writes the state of the levels that receive frames (about 0.9 kB per pixel
+for 32-128 frames, 10-15 ms per Mpx), so small chunks cost more per frame:
+1 Mpx x 1000 frames ran at 0.8e9 per core in 128-frame chunks, 0.75e9 in
+100-frame chunks and 0.55e9 in 58-frame chunks (3e8 before levels without
+new frames were skipped and the upper-level carries and totals were derived).
+:func:`stream_memory_budget` sizes the pipeline's chunks from the state: the
+whole ``correlate_file`` run on 1 Mpx x 10,000 uint8 LZ4 frames peaked at
+1.35 GiB RSS (1.44 GB; 58-frame chunks) against 1.65 GiB before. Products
+are float32 (frames converted per tile), summed in float32 over at most 32
+frames and accumulated in float64.
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from xpcs_kernel._multitau_dense import TILE
 from xpcs_kernel._multitau_feed import FeedEngine
 from xpcs_kernel._multitau_reduce import G2Result, PixelBins, reduce_g2
-from xpcs_kernel._multitau_scheme import DelayScheme, delay_list
+from xpcs_kernel._multitau_scheme import DelayScheme, active_levels, delay_list
 from xpcs_kernel._multitau_state import CorrelatorState
 from xpcs_kernel.errors import UsageError
 
@@ -45,6 +52,8 @@ __all__ = [
     "choose_path",
     "delay_list",
     "multitau",
+    "state_nbytes",
+    "stream_memory_budget",
 ]
 
 SPARSE_CROSSOVER = 0.0
@@ -52,6 +61,9 @@ SPARSE_CROSSOVER = 0.0
 dense frames to events pays: never, as measured (see :func:`choose_path`)."""
 
 _EAGER_CHUNK_BYTES = 1 << 26
+_MIB = 1 << 20
+_RSS_TARGET = 1376 * _MIB  # 1.34 GiB (1.44 GB): a whole run, state and frames in flight
+_RSS_BASE = 384 * _MIB  # interpreter, numba, h5py, q-map, SAXS, result of a 1 Mpx run
 
 
 class MultiTauCorrelator:
@@ -265,3 +277,42 @@ def multitau(
             np.cumsum(np.bincount(nz_frame, minlength=block.shape[0]), out=indptr[1:])
             corr.feed_sparse(block.shape[0], indptr, nz_pixel, block[nz_frame, nz_pixel])
     return corr.g2(bins)
+
+
+def state_nbytes(n_corr: int, n_frames: int, *, delays_per_level: int = 4) -> int:
+    """Bytes of correlator state for ``n_frames`` frames of ``n_corr`` pixels.
+
+    Per pixel (padded to whole tiles of 256), with ``D`` delays per level,
+    ``n_lev = floor(log2 N) + 1`` levels and ``n_act`` active ones: the level-0
+    carry ``8 D`` bytes, ``4 (D + 1)`` per further level, the level-0 total 8,
+    and ``12 D`` per active level plus ``12 D`` for level 0's short lags.
+    For ``D = 4`` and 10,000 frames: 876 bytes (it grows with ``log2 N`` only).
+    """
+    d = int(delays_per_level)
+    n = int(n_frames)
+    n_lev = n.bit_length()
+    n_act = active_levels(n, d) if n > 0 else 0
+    per_pixel = 8 * d + 4 * (d + 1) * max(n_lev - 1, 0) + 8 + 12 * d * (n_act + 1)
+    return -(-int(n_corr) // TILE) * TILE * per_pixel
+
+
+def stream_memory_budget(
+    n_corr: int, n_frames: int, *, low: int = 64 * _MIB, high: int = 512 * _MIB
+) -> int:
+    """``memory_budget`` for :func:`xpcs_kernel.io.iter_chunks` feeding a correlator.
+
+    Every call reads and writes the state of the levels that receive frames
+    (about 0.9 kB per pixel for 32-128 frames, 10-15 ms per Mpx of a shared
+    2-core VM's memory bandwidth), so longer chunks correlate faster; but the
+    current and the read-ahead chunk add to the state. ``iter_chunks`` holds
+    about half its budget in frames, so the budget is twice what remains of a
+    1.34 GiB run after a 384 MiB base (interpreter, numba, q-map, SAXS; measured
+    on a 1 Mpx run) and :func:`state_nbytes`, and at most twice the state (frames
+    in flight about the size of the state: a small detector then reads several
+    chunks, so reading overlaps correlating), within ``[low, high]``. 1 Mpx x
+    10,000 frames get 232 MiB (58 uint8 frames per chunk), 1 Mpx x 1,000 frames
+    512 MiB (128 frames), 256x256 x 2,000 frames 90 MiB (360 frames).
+    """
+    state = state_nbytes(n_corr, n_frames)
+    spare = _RSS_TARGET - _RSS_BASE - state
+    return int(min(high, max(low, 2 * min(spare, state))))

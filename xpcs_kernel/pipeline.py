@@ -34,7 +34,13 @@ from xpcs_kernel.io import (
     open_frames,
 )
 from xpcs_kernel.metadata import RawMetadata, read_raw_metadata
-from xpcs_kernel.multitau import G2Result, MultiTauCorrelator, PixelBins, choose_path
+from xpcs_kernel.multitau import (
+    G2Result,
+    MultiTauCorrelator,
+    PixelBins,
+    choose_path,
+    stream_memory_budget,
+)
 from xpcs_kernel.options import CorrelationOptions
 from xpcs_kernel.qmap import QMap, read_qmap
 from xpcs_kernel.result import ResultMetadata, write_result
@@ -313,6 +319,8 @@ def correlate_file(
                     selection,
                     chunk_frames=opts.chunk_frames,
                     sparse=use_sparse,
+                    # frames in flight sized to what the correlator state leaves
+                    memory_budget=stream_memory_budget(pixel_index.size, n_out),
                     allow_saturated=opts.allow_saturated,
                 )
                 t = time.perf_counter()

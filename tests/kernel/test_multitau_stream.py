@@ -9,7 +9,14 @@ import pytest
 from numpy.typing import NDArray
 
 from xpcs_kernel.errors import UsageError
-from xpcs_kernel.multitau import G2Result, MultiTauCorrelator, PixelBins, multitau
+from xpcs_kernel.multitau import (
+    G2Result,
+    MultiTauCorrelator,
+    PixelBins,
+    multitau,
+    state_nbytes,
+    stream_memory_budget,
+)
 
 from .test_multitau import assert_matches, random_bins, reference
 
@@ -184,3 +191,103 @@ def test_dtypes_give_the_same_result(frames: NDArray[np.uint16], bins: PixelBins
         assert_same(multitau(converted, bins), base)
     # a non-contiguous view is accepted
     assert_same(multitau(np.asfortranarray(small), bins), expected)
+
+
+def level_frames(frames: NDArray[np.float32], n_levels: int) -> list[NDArray[np.float32]]:
+    """Level frames in float32, built exactly as the kernel builds them."""
+    out = [np.asarray(frames, dtype=np.float32)]
+    for _ in range(1, n_levels):
+        x = out[-1]
+        half = x.shape[0] // 2
+        out.append((x[0 : 2 * half : 2] + x[1 : 2 * half : 2]) * np.float32(0.5))
+    return out
+
+
+def test_state_carries_and_totals_match_the_levels() -> None:
+    # float frames: the means are rounded, so a rebuilt carry must round the same way
+    rng = np.random.default_rng(5)
+    data = (rng.random((1000, 300)) * 7).astype(np.float32)
+    corr = MultiTauCorrelator(300)
+    start = 0
+    for size in rng.integers(1, 40, 200):
+        corr.feed(data[start : start + size])
+        start += int(size)
+        if start >= data.shape[0]:
+            break
+        state = corr.state()
+        levels = level_frames(data[:start], state["tail"].shape[0])
+        for lev, x in enumerate(levels):
+            w = state["tail"].shape[1]
+            expected = np.zeros((w, 300), dtype=np.float32)
+            last = x[-w:]
+            if last.shape[0]:
+                expected[w - last.shape[0] :] = last
+            np.testing.assert_array_equal(state["tail"][lev], expected)
+            if lev < state["total"].shape[0]:
+                total = x.sum(axis=0, dtype=np.float64)
+                np.testing.assert_allclose(state["total"][lev], total, rtol=1e-6)
+
+
+def test_irregular_chunks_and_resume_over_many_levels() -> None:
+    rng = np.random.default_rng(8)
+    data = rng.poisson(2.0, size=(1500, 70)).astype(np.uint16)
+    bins = random_bins(np.random.default_rng(3), 70)
+    corr = MultiTauCorrelator(70)
+    start = 0
+    for size in rng.integers(1, 90, 200):
+        if start >= data.shape[0]:
+            break
+        corr.feed(data[start : start + size])
+        start += int(size)
+        if rng.random() < 0.2:  # resume from a saved state now and then
+            corr = MultiTauCorrelator.from_state(corr.state())
+    assert corr.n_frames == data.shape[0]
+    ref = reference(data, bins.static_index, bins.dynamic_of_static, bins.n_dynamic)
+    assert_matches(corr.g2(bins), ref, rtol=1e-9)
+
+
+def test_many_tiles_split_over_threads_give_identical_sums() -> None:
+    rng = np.random.default_rng(4)
+    n_pixels = 256 * 21 + 17  # 22 tiles: several ranges per thread
+    data = rng.poisson(0.7, size=(150, n_pixels)).astype(np.uint8)
+    states = []
+    for threads in (1, 2, 5):
+        corr = MultiTauCorrelator(n_pixels, threads=threads)
+        for start in range(0, 150, 40):
+            corr.feed(data[start : start + 40])
+        states.append(corr.state())
+    for other in states[1:]:
+        for key, value in states[0].items():
+            np.testing.assert_array_equal(other[key], value)
+
+
+@pytest.mark.parametrize("n_frames", [1, 13, 389, 1000])
+def test_state_nbytes_counts_the_arrays_in_use(n_frames: int) -> None:
+    data = np.ones((n_frames, 600), dtype=np.uint8)
+    corr = MultiTauCorrelator(600)
+    corr.feed(data)
+    st = corr._state
+    used = st.tail0.nbytes + st.total0.nbytes + st.headsum0.nbytes + st.g2acc0.nbytes
+    used += st.tail[1 : st.n_levels].nbytes
+    used += st.headsum[: st.n_active].nbytes + st.g2acc[: st.n_active].nbytes
+    assert state_nbytes(600, n_frames) == used
+
+
+def test_stream_memory_budget_leaves_room_for_the_state() -> None:
+    mib = 1 << 20
+    big = stream_memory_budget(1 << 20, 10_000)
+    assert 64 * mib <= big <= 256 * mib  # 1 Mpx x 10,000 frames: 876 MiB of state
+    assert stream_memory_budget(1 << 20, 1000) == 512 * mib
+    assert stream_memory_budget(4 << 20, 10_000) == 64 * mib  # the floor
+    assert stream_memory_budget(256 * 256, 2000) == 2 * state_nbytes(256 * 256, 2000)
+    # longer series need more state, so they get no larger chunks
+    budgets = [stream_memory_budget(1 << 20, n) for n in (10**3, 10**4, 10**5, 10**6)]
+    assert budgets == sorted(budgets, reverse=True)
+
+
+def test_kernels_release_the_gil() -> None:
+    # the pipeline reads and decompresses the next chunk in a thread meanwhile
+    from xpcs_kernel._multitau_dense import dense_feed, densify_csr
+
+    for kernel in (dense_feed, densify_csr):
+        assert kernel.targetoptions.get("nogil") is True
