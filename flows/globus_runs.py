@@ -1,4 +1,4 @@
-"""Runs on Globus Flows: start, read, read the logs of, and cancel a run.
+"""Runs on Globus Flows: start, read, read the logs of, cancel, and find a run by tag.
 
 Every call takes either a globus-sdk client or a :class:`~globus_sdk.GlobusApp`
 to build one with. Globus API errors become our errors with clear messages:
@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import globus_sdk
@@ -30,7 +31,9 @@ __all__ = [
     "FINAL_STATUSES",
     "LABEL_MAX",
     "GlobusRun",
+    "RunTagLookupError",
     "cancel_globus_run",
+    "find_globus_run_by_tag",
     "get_globus_run",
     "get_globus_run_logs",
     "map_globus_error",
@@ -360,3 +363,78 @@ def wait_globus_run(
         if left <= 0:
             raise RunWaitTimeout(run_id, timeout)
         sleep(min(interval, left))
+
+
+class RunTagLookupError(XPCSFlowsError, LookupError):
+    """More than one run carries ``tag`` (``run_ids``), or too many runs to scan for it."""
+
+    def __init__(self, message: str, *, tag: str, run_ids: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.tag, self.run_ids = tag, tuple(run_ids)
+
+
+def _utc(text: Any) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def find_globus_run_by_tag(
+    flow_id: str,
+    tag: str,
+    *,
+    started_after: datetime,
+    client: globus_sdk.FlowsClient | None = None,
+    app: globus_sdk.GlobusApp | None = None,
+    max_pages: int = 10,
+) -> GlobusRun | None:
+    """The run of flow ``flow_id`` tagged ``tag`` that this identity started, else ``None``.
+
+    Reads the identity's runs of the flow (``filter_roles=run_owner``) newest
+    first, up to the first one that started before ``started_after`` (naive:
+    UTC), and at most ``max_pages`` pages.
+
+    Raises
+    ------
+    RunTagLookupError
+        More than one run carries the tag (their ids are named), or none does
+        in ``max_pages`` pages that did not reach ``started_after``.
+    GlobusServiceError
+        The listing failed (:class:`~flows.errors.GlobusPermissionError` on 401/403).
+    """
+    bound = started_after if started_after.tzinfo else started_after.replace(tzinfo=UTC)
+    flows = _flows_client(app, client)
+    pages = flows.paginated.list_runs(
+        filter_flow_id=flow_id,
+        filter_roles="run_owner",
+        query_params={"orderby": "start_time DESC"},
+    ).pages()
+    found: list[GlobusRun] = []
+    complete = False  # reached a run older than the bound, or the last page
+    try:
+        for number, page in enumerate(pages, start=1):
+            for doc in page.get("runs", []):
+                start = _utc(doc.get("start_time"))
+                if start is not None and start < bound:
+                    complete = True
+                    break
+                if tag in (doc.get("tags") or ()):
+                    found.append(GlobusRun.from_document(doc))
+            complete = complete or not page.get("has_next_page")
+            if complete or number >= max_pages:
+                break
+    except globus_sdk.GlobusError as exc:
+        raise map_globus_error(exc, operation="list_runs", flow_id=flow_id) from exc
+    if len(found) > 1 or not (found or complete):
+        ids = [run.run_id for run in found]
+        raise RunTagLookupError(
+            f"{len(ids)} runs carry the tag {tag!r}: {', '.join(ids)}"
+            if ids
+            else f"no run tagged {tag!r} in {max_pages} pages of runs, all started after"
+            f" {bound.isoformat()}; older runs were not read",
+            tag=tag,
+            run_ids=ids,
+        )
+    return found[0] if found else None

@@ -24,12 +24,21 @@ Exactly-once protocol
 5. One transaction moves LAUNCHING -> LAUNCHED with the run id (guarded by the key).
 
 A crash before 3 leaves READY (launched after restart); between 3 and 5
-it leaves LAUNCHING, and the restart *reconciles*: it asks the launcher for
-the run tagged with the key; if there is one, the row becomes LAUNCHED with
-that run (no second launch); if there is none, no run was started and the
-row goes back to READY (no miss). A launcher that cannot look runs up
-(:class:`~flows.watch_launcher.RunLookupUnavailable`) leaves the row FAILED
-with the reason, never launching twice; ``xpcs-flows retry`` relaunches it.
+it leaves LAUNCHING, and the restart *reconciles*
+(:class:`~flows.watch_launcher.Reconciler`): it asks the launcher for the run
+tagged with the key that started since the row's launch time (on Globus: the
+user's runs of the deployed flow, newest first, back to that time less a
+margin for clock skew); if there is one, the row becomes LAUNCHED with that
+run (no second launch); if there is none, no run was started and the row
+goes back to READY (no miss). A look-up that cannot be made now (Globus
+unreachable or failing, :class:`~flows.watch_launcher.RunLookupDeferred`)
+leaves the row LAUNCHING (still counted in ``max_active``), asked again on a
+later pass after a doubling back-off; ``max_launch_tries`` such failures in a
+row fail the file. A launcher that cannot look the run up at all
+(:class:`~flows.watch_launcher.RunLookupUnavailable`: 401/403, several runs
+with the key ...) leaves the row FAILED with the reason, never launching
+twice; ``xpcs-flows retry`` relaunches it. A launch that raises is looked up
+the same way (the run may have started before the error).
 Launches interrupted ``max_launch_tries`` times fail the file, so a launcher
 that crashes the process cannot make the watcher loop forever. A lock file
 next to the ledger (``flock``, released by the kernel when the process dies,
@@ -52,6 +61,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -62,7 +72,15 @@ from watchdog.observers.polling import PollingObserver
 
 from flows.errors import GlobusServiceError, RunNotFound
 from flows.watch_config import PassReport, WatchConfig
-from flows.watch_launcher import LaunchedRun, Launcher, RunLookupUnavailable, key_tag
+from flows.watch_launcher import (
+    LaunchedRun,
+    Launcher,
+    Reconciler,
+    RunLookupDeferred,
+    RunLookupUnavailable,
+    find_launched,
+    key_tag,
+)
 from flows.watch_ledger import ACTIVE_STATES, FileState, Ledger, LedgerEntry, launch_key
 from flows.watch_scan import (
     Completeness,
@@ -77,12 +95,7 @@ from flows.watch_scan import (
 )
 from xpcs_kernel.errors import UsageError, XPCSFlowsError
 
-__all__ = [
-    "PassReport",
-    "WatchConfig",
-    "Watcher",
-    "launch_key",
-]  # re-exported  # WatchConfig: re-exported
+__all__ = ["PassReport", "WatchConfig", "Watcher", "launch_key"]  # some re-exported
 
 _log = logging.getLogger("flows.watch")
 
@@ -143,6 +156,7 @@ class Watcher:
         self._stop = threading.Event()
         self._signalled = 0
         self.watch_dir = str(self.directory)
+        self._reconciler = Reconciler.for_config(self.ledger, config, clock=clock)
 
     # -- set-up ------------------------------------------------------------------------------
     def _default_validator(self) -> Validator:
@@ -171,37 +185,15 @@ class Watcher:
         }
         self.reconcile()
 
-    def reconcile(self) -> list[str]:
-        """Settle LAUNCHING rows left by a crash (see the module docs); returns their paths."""
-        settled = []
-        for entry in self.ledger.entries(watch_dir=self.watch_dir, states=[FileState.LAUNCHING]):
-            key = str(entry.launch_key)
-            try:
-                found = self.launcher.find(key_tag(key))
-            except RunLookupUnavailable as exc:
-                self.ledger.record_failed(
-                    entry.path,
-                    f"interrupted while launching; {exc}",
-                    from_states=[FileState.LAUNCHING],
-                )
-                _log.warning("%s: launch interrupted and not verifiable: %s", entry.path, exc)
-                settled.append(entry.path)
-                continue
-            if found is not None:
-                self.ledger.record_launched(entry.path, key, found.run_id, found.facility)
-                _log.info("%s: interrupted launch had started run %s", entry.path, found.run_id)
-            elif entry.launch_tries >= self.config.max_launch_tries:
-                self.ledger.record_failed(
-                    entry.path,
-                    f"the launch was interrupted {entry.launch_tries} times without starting"
-                    " a run",
-                    from_states=[FileState.LAUNCHING],
-                )
-            else:
-                self.ledger.requeue(entry.path, key)
-                _log.info("%s: interrupted launch had started no run; launching again", entry.path)
-            settled.append(entry.path)
-        return settled
+    def reconcile(self, *, due_only: bool = False) -> list[str]:
+        """Settle LAUNCHING rows (see the module docs); returns the paths settled.
+
+        With ``due_only``, only rows whose look-up was deferred and is due again.
+        """
+        if due_only and not self._reconciler.deferred:
+            return []
+        rows = self.ledger.entries(watch_dir=self.watch_dir, states=[FileState.LAUNCHING])
+        return self._reconciler.run(rows, self.launcher, due_only=due_only)
 
     # -- one pass ----------------------------------------------------------------------------
     def _observe(self, path: str, report: PassReport) -> None:
@@ -306,6 +298,7 @@ class Watcher:
 
     def _launch_one(self, entry: LedgerEntry, report: PassReport) -> None:
         key = launch_key(entry)
+        began = datetime.now(UTC)  # not after the ledger's launch time
         if not self.ledger.begin_launch(entry.path, key):
             return
         tag = key_tag(key)
@@ -318,7 +311,11 @@ class Watcher:
             run, error = None, exc
         if error is not None:
             try:  # the launcher may have started the run before it failed
-                run = self.launcher.find(tag)
+                run = find_launched(self.launcher, tag, started_after=began)
+            except RunLookupDeferred as exc:  # stays LAUNCHING: looked up again later
+                if self._reconciler.defer(entry.path, exc):
+                    report.failed.append(entry.path)
+                return
             except RunLookupUnavailable:
                 run = None
         if run is None:
@@ -332,8 +329,9 @@ class Watcher:
         _log.info("%s: launched run %s on %s", entry.path, run.run_id, run.facility)
 
     def run_pass(self) -> PassReport:
-        """One pass: take new files, check SEEN files, follow runs, launch READY files."""
+        """One pass: retry look-ups, take new files, check SEEN files, follow runs, launch."""
         report = PassReport()
+        self.reconcile(due_only=True)
         self._take_events(report)
         self._check_seen(report)
         self._monitor(report)

@@ -1,18 +1,21 @@
-"""flows.globus_runs: run_flow payloads, labels, principals, reads, cancel, error mapping."""
+"""flows.globus_runs: run_flow payloads, labels, principals, reads, cancel, error mapping,
+finding a run by tag."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import globus_sdk
 import pytest
 import responses
 from globus_sdk.testing import load_response
 from globus_sdk.transport import RetryConfig
+from responses import matchers
 
 from flows.errors import (
     FlowNotFound,
@@ -25,7 +28,9 @@ from flows.errors import (
 from flows.globus_runs import (
     LABEL_MAX,
     GlobusRun,
+    RunTagLookupError,
     cancel_globus_run,
+    find_globus_run_by_tag,
     get_globus_run,
     get_globus_run_logs,
     map_globus_error,
@@ -324,3 +329,160 @@ def test_wait_gives_up_after_the_timeout(mock: responses.RequestsMock) -> None:
         )
     assert info.value.run_id == run_id
     assert now[0] == 50
+
+
+# -- find_globus_run_by_tag -------------------------------------------------------------------
+LAUNCHED_AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+TAG = "xpcs-watch:0123abcd"
+
+
+def _run(n: int, minutes: float, tags: Sequence[str] = ("facility:polaris",)) -> dict[str, Any]:
+    """A run document: run ``n`` started ``minutes`` after LAUNCHED_AT."""
+    run_id = str(uuid.UUID(int=n))
+    return {
+        "run_id": run_id,
+        "action_id": run_id,
+        "flow_id": "f",
+        "status": "ACTIVE",
+        "label": f"run {n}",
+        "tags": list(tags),
+        "start_time": (LAUNCHED_AT + timedelta(minutes=minutes)).isoformat(),
+        "completion_time": None,
+    }
+
+
+def _list_runs(
+    mock: responses.RequestsMock,
+    flow_id: str,
+    pages: Sequence[Sequence[dict[str, Any]]],
+) -> None:
+    """Answer ``GET /runs`` with ``pages`` (page i+1 only for the marker of page i)."""
+    query = {"filter_flow_id": flow_id, "filter_roles": "run_owner", "orderby": "start_time DESC"}
+    for i, runs in enumerate(pages):
+        last = i == len(pages) - 1
+        mock.add(
+            responses.GET,
+            f"{FLOWS_API}/runs",
+            json={
+                "runs": list(runs),
+                "limit": 2,
+                "has_next_page": not last,
+                "marker": None if last else f"m{i + 1}",
+            },
+            match=[matchers.query_param_matcher({**query, **({"marker": f"m{i}"} if i else {})})],
+        )
+
+
+def _queries(mock: responses.RequestsMock) -> list[dict[str, list[str]]]:
+    return [parse_qs(urlsplit(str(call.request.url)).query) for call in mock.calls]
+
+
+def test_find_by_tag_finds_the_run_on_page_two(mock: responses.RequestsMock) -> None:
+    flow_id = str(uuid.uuid4())
+    _list_runs(
+        mock,
+        flow_id,
+        [
+            [_run(4, 30), _run(3, 20, ["facility:polaris", "xpcs-watch:other"])],
+            [_run(2, 10, ["facility:polaris", TAG]), _run(1, 5)],
+            [_run(0, -60)],
+        ],
+    )
+    run = find_globus_run_by_tag(flow_id, TAG, started_after=LAUNCHED_AT, client=flows_client())
+    assert run is not None
+    assert run.run_id == str(uuid.UUID(int=2))
+    assert run.tags == ("facility:polaris", TAG)
+    base = {
+        "filter_flow_id": [flow_id],
+        "filter_roles": ["run_owner"],
+        "orderby": ["start_time DESC"],
+    }
+    # page 3 is read too (a second run with the tag would be an error), then the scan stops
+    assert _queries(mock) == [base, {**base, "marker": ["m1"]}, {**base, "marker": ["m2"]}]
+    assert all(c.request.headers["Authorization"] == "Bearer flows-token" for c in mock.calls)
+
+
+def test_find_by_tag_stops_at_runs_older_than_the_bound(mock: responses.RequestsMock) -> None:
+    flow_id = str(uuid.uuid4())
+    _list_runs(mock, flow_id, [[_run(3, 2), _run(2, -1), _run(1, -5)], [_run(0, -90, [TAG])]])
+    # a naive time is UTC
+    bound = LAUNCHED_AT.replace(tzinfo=None)
+    assert find_globus_run_by_tag(flow_id, TAG, started_after=bound, client=flows_client()) is None
+    assert len(mock.calls) == 1  # page 2 (older runs only) is never asked for
+
+
+def test_find_by_tag_reads_to_the_last_page(mock: responses.RequestsMock) -> None:
+    flow_id = str(uuid.uuid4())
+    _list_runs(mock, flow_id, [[_run(3, 3)], [_run(2, 2), _run(1, 1)], []])
+    assert (
+        find_globus_run_by_tag(flow_id, TAG, started_after=LAUNCHED_AT, client=flows_client())
+        is None
+    )
+    assert len(mock.calls) == 3
+
+
+def test_find_by_tag_refuses_two_runs_with_the_tag(mock: responses.RequestsMock) -> None:
+    flow_id = str(uuid.uuid4())
+    _list_runs(mock, flow_id, [[_run(2, 2, [TAG])], [_run(1, 1, [TAG, "x"]), _run(0, -20)]])
+    with pytest.raises(RunTagLookupError) as info:
+        find_globus_run_by_tag(flow_id, TAG, started_after=LAUNCHED_AT, client=flows_client())
+    ids = (str(uuid.UUID(int=2)), str(uuid.UUID(int=1)))
+    assert info.value.run_ids == ids
+    assert info.value.tag == TAG
+    assert all(run_id in str(info.value) for run_id in ids)
+
+
+def test_find_by_tag_reads_at_most_max_pages(mock: responses.RequestsMock) -> None:
+    flow_id = str(uuid.uuid4())
+    pages = [[_run(n, n)] for n in range(9, 3, -1)]
+    _list_runs(mock, flow_id, pages)
+    with pytest.raises(RunTagLookupError, match="older runs were not read") as info:
+        find_globus_run_by_tag(
+            flow_id, TAG, started_after=LAUNCHED_AT, client=flows_client(), max_pages=3
+        )
+    assert info.value.run_ids == ()
+    assert len(mock.calls) == 3
+    # a run found in the pages read is the run, even if older pages were not read
+    pages[1] = [_run(8, 8, [TAG])]
+    mock.reset()  # forgets the answers and the calls
+    _list_runs(mock, flow_id, pages)
+    run = find_globus_run_by_tag(
+        flow_id, TAG, started_after=LAUNCHED_AT, client=flows_client(), max_pages=3
+    )
+    assert run is not None
+    assert run.run_id == str(uuid.UUID(int=8))
+    assert len(mock.calls) == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type"),
+    [(403, GlobusPermissionError), (401, GlobusPermissionError), (503, GlobusServiceError)],
+)
+def test_find_by_tag_maps_service_errors(
+    mock: responses.RequestsMock, status: int, error_type: type[GlobusServiceError]
+) -> None:
+    flow_id = str(uuid.uuid4())
+    mock.add(
+        responses.GET,
+        f"{FLOWS_API}/runs",
+        status=status,
+        json={"error": {"code": "X", "detail": "nope"}},
+    )
+    with pytest.raises(error_type) as info:
+        find_globus_run_by_tag(flow_id, TAG, started_after=LAUNCHED_AT, client=flows_client())
+    assert (info.value.operation, info.value.http_status, info.value.flow_id) == (
+        "list_runs",
+        status,
+        flow_id,
+    )
+
+
+def test_find_by_tag_maps_errors_on_a_later_page(mock: responses.RequestsMock) -> None:
+    flow_id = str(uuid.uuid4())
+    page = {"runs": [_run(2, 2)], "has_next_page": True, "marker": "m1"}
+    mock.add(responses.GET, f"{FLOWS_API}/runs", json=page)  # answered first, then the 500
+    mock.add(responses.GET, f"{FLOWS_API}/runs", status=500, json={"error": {"code": "E"}})
+    with pytest.raises(GlobusServiceError) as info:
+        find_globus_run_by_tag(flow_id, TAG, started_after=LAUNCHED_AT, client=flows_client())
+    assert info.value.http_status == 500
+    assert "m1" in str(mock.calls[1].request.url)
