@@ -1,30 +1,82 @@
 """The ``xpcs-flows`` command line.
 
 One click group; subcommands come from the areas that own them (the kernel's
-``correlate``/``synth``, the demo, and later the flow, facility and watcher
-commands). Errors of ours are printed as one clear line on stderr with a
+``correlate``/``synth``, the demo, runs, facilities, Globus, the watcher) and
+are imported only when used. Errors of ours are printed as one clear line on stderr with a
 non-zero exit code: 2 for usage and configuration errors, 1 for everything
 else. Tracebacks are shown only with ``--debug``.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import click
 
 from xpcs_kernel import __version__
-from xpcs_kernel.cli import correlate_command, synth_command
 from xpcs_kernel.errors import ConfigurationError, UsageError, XPCSFlowsError
 
-__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "cli", "main"]
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "LAZY_COMMANDS", "LazyGroup", "cli", "main"]
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Subcommand name -> "module:attribute". Commands are imported when used, so
+#: ``xpcs-flows correlate`` does not pay for the Globus SDKs or the watcher.
+LAZY_COMMANDS: dict[str, str] = {
+    "correlate": "xpcs_kernel.cli:correlate_command",
+    "synth": "xpcs_kernel.cli:synth_command",
+    "demo": "flows.demo:demo_command",
+    "facilities": "flows.facility_commands:facilities_command",
+    "simulate": "flows.facility_commands:simulate_command",
+    "login": "flows.globus_commands:login_command",
+    "logout": "flows.globus_commands:logout_command",
+    "whoami": "flows.globus_commands:whoami_command",
+    "deploy": "flows.globus_commands:deploy_command",
+    "flow-definition": "flows.flow_commands:flow_definition_command",
+    "catalog": "flows.flow_commands:catalog_command",
+    "run": "flows.run_commands:run_command",
+    "status": "flows.run_commands:status_command",
+    "logs": "flows.run_commands:logs_command",
+    "cancel": "flows.run_commands:cancel_command",
+    "list": "flows.run_commands:list_command",
+    "schedule": "flows.run_commands:schedule_command",
+    "watch": "flows.watch_commands:watch_command",
+    "retry": "flows.watch_commands:retry_command",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def __init__(self, *args: Any, lazy_commands: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in self.lazy_commands:
+            return command
+        module_name, attribute = self.lazy_commands[cmd_name].split(":")
+        loaded = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(loaded, click.Command):
+            raise TypeError(f"{self.lazy_commands[cmd_name]} is not a click command")
+        self.add_command(loaded, cmd_name)
+        return loaded
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=LAZY_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, "--version", "-V", prog_name="xpcs-flows")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.pass_context
@@ -35,52 +87,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-
-
-cli.add_command(correlate_command, "correlate")
-cli.add_command(synth_command, "synth")
-
-
-def _register_commands() -> None:
-    from flows.demo import demo_command
-    from flows.facility_commands import facilities_command, simulate_command
-    from flows.flow_commands import catalog_command, flow_definition_command
-    from flows.globus_commands import (
-        deploy_command,
-        login_command,
-        logout_command,
-        whoami_command,
-    )
-    from flows.run_commands import (
-        cancel_command,
-        list_command,
-        logs_command,
-        run_command,
-        schedule_command,
-        status_command,
-    )
-    from flows.watch_commands import retry_command, watch_command
-
-    cli.add_command(demo_command, "demo")
-    cli.add_command(facilities_command, "facilities")
-    cli.add_command(simulate_command, "simulate")
-    cli.add_command(login_command, "login")
-    cli.add_command(logout_command, "logout")
-    cli.add_command(whoami_command, "whoami")
-    cli.add_command(deploy_command, "deploy")
-    cli.add_command(flow_definition_command, "flow-definition")
-    cli.add_command(catalog_command, "catalog")
-    cli.add_command(run_command, "run")
-    cli.add_command(status_command, "status")
-    cli.add_command(logs_command, "logs")
-    cli.add_command(cancel_command, "cancel")
-    cli.add_command(list_command, "list")
-    cli.add_command(schedule_command, "schedule")
-    cli.add_command(watch_command, "watch")
-    cli.add_command(retry_command, "retry")
-
-
-_register_commands()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
