@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.linalg import blas
 
 from xpcs_kernel._twotime_store import SeriesStore
 
@@ -39,6 +38,8 @@ def bin_twotime(
         else cols[i : i + block]
         for i in range(0, cols.size, block)
     ]
+    from scipy.linalg import blas  # imported on use: multi-tau-only runs skip scipy
+
     gram64 = np.zeros((n, n), order="F") if len(blocks) > 1 else None
     gram = np.zeros((n, n), dtype=np.float32, order="F")
     frame_sum = np.zeros(n, dtype=np.float64)

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import least_squares
 
 from xpcs_kernel.errors import FitError, UsageError
 
@@ -146,6 +145,8 @@ def _fit_one(
         p[free] = x
         r = _model(p, tau) - y
         return r if sigma is None else r / sigma
+
+    from scipy.optimize import least_squares  # imported on use: runs without fits skip scipy
 
     with np.errstate(over="ignore", under="ignore"):
         try:
