@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from xpcs_kernel._saxs_kernels import accumulate_chunk
 from xpcs_kernel.errors import CorrelationError, FrameFormatError, UsageError
 from xpcs_kernel.qmap import QMap
 
@@ -131,12 +132,14 @@ class SaxsAccumulator:
             return
         start = self._reserve(n)
         flat = arr.reshape(n, self._n_pixels)
-        totals = np.add.reduce(flat, axis=1, dtype=np.float64)
-        if self._invalid.size:
-            totals -= np.add.reduce(flat[:, self._invalid], axis=1, dtype=np.float64)
-        self._intensity[start : start + n] = totals / self._n_valid
+        if flat.dtype == np.bool_:
+            flat = flat.view(np.uint8)
+        # one parallel pass per segment part: per-pixel sums and per-frame valid totals
         for k, lo, hi in self._segments(start, n):
-            self._add(k, np.add.reduce(flat[lo:hi], axis=0, dtype=np.float64))
+            sums = np.zeros(self._n_pixels, dtype=np.float64)
+            totals = accumulate_chunk(flat[lo:hi], self._mask_f, sums)
+            self._intensity[start + lo : start + hi] = totals / self._n_valid
+            self._add(k, sums)
 
     def feed_sparse(
         self,
