@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -108,9 +108,23 @@ def _attach(run_id: str, db_path: Path | None, engine: str | None) -> Run:
     return run
 
 
+def _decision_lines(decision: Mapping[str, Any] | None) -> list[str]:
+    """Why the run went where it did: the selector's ranked table, one line per facility."""
+    if not decision or not decision.get("candidates"):
+        return []
+    lines = [f"  facility chosen: {decision.get('chosen')}"]
+    for row in decision["candidates"]:
+        rank = row.get("rank")
+        mark = f"{rank:>2}" if rank is not None else " -"
+        reasons = "; ".join(row.get("reasons") or ())
+        lines.append(f"   {mark} {row['facility']:<12} {row.get('state', ''):<8} {reasons}")
+    return lines
+
+
 def _describe(info: dict[str, Any]) -> str:
     lines = [f"run {info['run_id']}: {info['status']}"]
     lines.append(f"  {info['label']}  (facility {info['facility']}, engine {info['engine']})")
+    lines += _decision_lines(info.get("decision"))
     if info.get("duration_s") is not None:
         lines.append(f"  duration {info['duration_s']:.1f} s")
     if info["status"] == "ACTIVE" and info.get("current_state"):
@@ -232,6 +246,8 @@ def run_command(
     else:
         click.echo(f"started run {run.run_id} on {run.facility} ({run.engine} engine)")
         click.echo(f"  {run.label}")
+        for line in _decision_lines(info["decision"]):  # type: ignore[arg-type]
+            click.echo(line)
         click.echo(f"  follow it with: xpcs-flows status {run.run_id}")
 
 

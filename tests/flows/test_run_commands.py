@@ -91,6 +91,8 @@ def test_run_wait_succeeds_then_status_logs_list(
     code, out, _ = xf(capsys, "status", run_id, *db)
     assert code == EXIT_OK
     assert f"run {run_id}: SUCCEEDED" in out
+    assert "facility chosen: local" in out  # where it ran and why
+    assert "data local" in out
     assert "result " in out
     assert "catalog " in out
 
