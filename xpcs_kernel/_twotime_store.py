@@ -5,6 +5,8 @@ in memory until ``budget`` bytes are used; past it, everything is written to a
 temporary file (:func:`tempfile.mkstemp` in ``spill_dir`` or the system
 temporary directory) that is read back as a :class:`numpy.memmap` and removed
 by :meth:`SeriesStore.close` (or at garbage collection, as a last resort).
+Dense frames are gathered, converted and summed per column in one parallel
+pass by :func:`gather_columns`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,65 @@ import weakref
 from typing import Any, BinaryIO
 
 import numpy as np
+from numba import get_num_threads, njit, prange
 from numpy.typing import NDArray
 
 from xpcs_kernel.errors import UsageError
 
-__all__ = ["SeriesStore", "as_index", "as_int", "csr_to_dense"]
+__all__ = ["SeriesStore", "as_index", "as_int", "csr_to_dense", "gather_columns"]
+
+_NUMBA_DTYPES = frozenset(
+    np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16)
+) | frozenset(np.dtype(t) for t in (np.uint32, np.uint64, np.float32, np.float64))
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _gather(
+    flat: Any, columns: Any, out: Any, partial: Any
+) -> None:  # pragma: no cover - compiled
+    n = flat.shape[0]
+    m = columns.size
+    n_parts = partial.shape[0]
+    for c in prange(n_parts):
+        acc = partial[c]
+        for t in range(c * n // n_parts, (c + 1) * n // n_parts):
+            row = flat[t]
+            dest = out[t]
+            for p in range(m):
+                v = np.float32(row[columns[p]])
+                dest[p] = v
+                acc[p] += np.float64(v)
+
+
+def gather_columns(
+    flat: NDArray[Any], columns: NDArray[np.intp]
+) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
+    """``flat[:, columns]`` as float32 and its column sums in float64.
+
+    Parameters
+    ----------
+    flat : ndarray of a real dtype, shape (n, P)
+        Frames, one per row.
+    columns : ndarray of intp, shape (M,)
+        Columns to keep, each in ``[0, P)``.
+
+    Returns
+    -------
+    block : ndarray of float32, shape (n, M), C-contiguous
+        The selected columns, rounded to float32.
+    sums : ndarray of float64, shape (M,)
+        Sum over the rows of ``block`` (float32 values added in float64, row
+        by row within each thread's consecutive rows, then over threads).
+    """
+    arr = np.ascontiguousarray(flat)
+    if arr.dtype not in _NUMBA_DTYPES:
+        block = np.take(arr, columns, axis=1).astype(np.float32)
+        return block, block.sum(axis=0, dtype=np.float64)
+    block = np.empty((arr.shape[0], columns.size), dtype=np.float32)
+    n_parts = max(1, min(get_num_threads(), arr.shape[0]))
+    partial = np.zeros((n_parts, columns.size), dtype=np.float64)
+    _gather(arr, columns, block, partial)
+    return block, partial.sum(axis=0)
 
 
 def as_int(value: Any, name: str, minimum: int) -> int:
@@ -114,10 +170,14 @@ class SeriesStore:
         """Whether the data went to a temporary file."""
         return self._path is not None
 
-    def append(self, block: NDArray[np.float32]) -> None:
-        """Append a (frames, n_columns) float32 block."""
+    def append(
+        self, block: NDArray[np.float32], column_sum: NDArray[np.float64] | None = None
+    ) -> None:
+        """Append a (frames, n_columns) float32 block (``column_sum``: its column sums)."""
         block = np.ascontiguousarray(block, dtype=np.float32)
-        self.column_sum += block.sum(axis=0, dtype=np.float64)
+        if column_sum is None:
+            column_sum = block.sum(axis=0, dtype=np.float64)
+        self.column_sum += column_sum
         if (
             self._file is None
             and self._path is None
@@ -153,13 +213,32 @@ class SeriesStore:
                 self._path, dtype=np.float32, mode="r", shape=(self.n_frames, self.n_columns)
             )
 
-    def gather(self, cols: slice | NDArray[np.intp]) -> NDArray[np.float32]:
-        """All frames of the given columns, as a C-contiguous (frames, k) copy."""
-        if self._memmap is not None:
-            return np.ascontiguousarray(self._memmap[:, cols])
-        if len(self._chunks) == 1:
-            return np.ascontiguousarray(self._chunks[0][:, cols])
-        return np.concatenate([c[:, cols] for c in self._chunks], axis=0)
+    def gather_scaled(
+        self,
+        cols: slice | NDArray[np.intp],
+        scale: NDArray[np.float32],
+        work: NDArray[np.float32],
+    ) -> NDArray[np.float32]:
+        """All frames of the given columns times ``scale[cols]``, in ``work``.
+
+        Returns a C-contiguous (frames, k) view of the first elements of the
+        1-D buffer ``work``, filled chunk by chunk without other copies when
+        ``cols`` is a slice.
+        """
+        k = len(range(*cols.indices(self.n_columns))) if isinstance(cols, slice) else cols.size
+        out = work[: self.n_frames * k].reshape(self.n_frames, k)
+        factor = scale[cols]
+        chunks = [self._memmap] if self._memmap is not None else self._chunks
+        row = 0
+        for chunk in chunks:
+            dest = out[row : row + chunk.shape[0]]
+            if isinstance(cols, slice):
+                np.multiply(chunk[:, cols], factor, out=dest)
+            else:
+                np.take(chunk, cols, axis=1, out=dest)
+                dest *= factor
+            row += chunk.shape[0]
+        return out
 
     def close(self) -> None:
         """Drop the data and remove the spill file."""

@@ -60,11 +60,15 @@ series. They stay in memory up to ``memory_budget`` bytes; beyond it they are
 spilled to a temporary file (created with :func:`tempfile.mkstemp` in
 ``spill_dir`` or the system temporary directory, read back through
 :class:`numpy.memmap`, removed by :meth:`TwoTimeCorrelator.close`). Each bin's
-Gram matrix is then accumulated in float64 from single-precision ``ssyrk``
-calls over blocks of pixels (at most about 64 MiB of frames x pixels per
-block), so the working set never holds the whole detector; ``ssyrk`` computes
-only one triangle, half the work of a matrix product. The relative error of
-:math:`C` is at the float32 rounding level.
+Gram matrix is computed by single-precision ``ssyrk`` calls over blocks of
+pixels (at most about 64 MiB of frames x pixels per block, gathered and
+scaled into one reused buffer), written straight into the float32 matrix that
+becomes :math:`C`; only a bin wider than one block accumulates its blocks in a
+float64 matrix. ``ssyrk`` computes only one triangle, half the work of a
+matrix product; one parallel numba pass then scales that triangle into
+:math:`C`, mirrors it and sums its diagonals (:mod:`xpcs_kernel._twotime_diag`),
+so the working set never holds the whole detector nor extra N x N copies. The
+relative error of :math:`C` is at the float32 rounding level.
 """
 
 from __future__ import annotations
@@ -79,7 +83,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xpcs_kernel._twotime_gram import bin_twotime
-from xpcs_kernel._twotime_store import SeriesStore, as_index, as_int, csr_to_dense
+from xpcs_kernel._twotime_store import (
+    SeriesStore,
+    as_index,
+    as_int,
+    csr_to_dense,
+    gather_columns,
+)
 from xpcs_kernel.errors import CorrelationError, UsageError
 
 __all__ = ["TwoTimeCorrelator", "TwoTimeResult", "twotime"]
@@ -262,7 +272,7 @@ class TwoTimeCorrelator:
         if arr.shape[0] == 0:
             return
         flat = arr.reshape(arr.shape[0], self._n_pixels)
-        self._store.append(np.take(flat, self._columns, axis=1).astype(np.float32, copy=False))
+        self._store.append(*gather_columns(flat, self._columns))
 
     def feed_sparse(
         self,
@@ -307,11 +317,13 @@ class TwoTimeCorrelator:
         g2_seg = np.empty((self._n_segments, seg_len, n_sel), dtype=np.float64)
         c2: list[NDArray[np.float32]] = []
         block = max(_MIN_BLOCK_PIXELS, _BLOCK_BYTES // (4 * n))
+        widest = int(np.diff(self._offsets).max())
+        work = np.empty(n * min(block, widest), dtype=np.float32)  # reused by every bin
         for k in range(n_sel):
             lo, hi = int(self._offsets[k]), int(self._offsets[k + 1])
             cols = lo + np.flatnonzero(positive[lo:hi])
             c, g2[:, k], g2_seg[:, :, k] = bin_twotime(
-                self._store, cols, scale, block, self._n_segments
+                self._store, cols, scale, block, self._n_segments, work
             )
             c2.append(c)
         self._result = TwoTimeResult(

@@ -10,6 +10,8 @@ import pytest
 from numpy.typing import NDArray
 
 from xpcs_kernel import twotime as tt_module
+from xpcs_kernel._twotime_diag import finish_gram
+from xpcs_kernel._twotime_store import gather_columns
 from xpcs_kernel.errors import CorrelationError, UsageError
 from xpcs_kernel.twotime import TwoTimeCorrelator, TwoTimeResult, twotime
 
@@ -406,3 +408,109 @@ def test_bad_feed_arguments() -> None:
     assert info.value.argument == "counts"
     assert corr.n_frames == 0
     corr.close()
+
+
+def _diag_sums_reference(
+    c: NDArray[np.float64], n_segments: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Sums of the finite values of each diagonal, and inside each segment block."""
+    n = c.shape[0]
+    seg_len = n // n_segments
+    full = np.array([np.nansum(np.diagonal(c, -tau)) for tau in range(n)])
+    seg = np.array(
+        [
+            [
+                np.nansum(
+                    np.diagonal(
+                        c[m * seg_len : (m + 1) * seg_len][:, m * seg_len : (m + 1) * seg_len],
+                        -tau,
+                    )
+                )
+                for tau in range(seg_len)
+            ]
+            for m in range(n_segments)
+        ]
+    ).reshape(n_segments, seg_len)
+    return full, seg
+
+
+@pytest.mark.parametrize("n", [1, 5, 64, 65, 150, 200])
+@pytest.mark.parametrize("in_place", [True, False])
+def test_finish_gram_matches_numpy(n: int, in_place: bool) -> None:
+    rng = np.random.default_rng(n)
+    g = rng.random((n, n)).astype(np.float32)
+    weight = rng.random(n) + 0.5
+    weight[rng.random(n) < 0.1] = 0.0  # frames left out
+    expected = g.astype(np.float64) * weight[:, None] * weight[None, :] * 7
+    expected = np.tril(expected) + np.tril(expected, -1).T  # only the lower triangle is read
+    expected[weight == 0, :] = np.nan
+    expected[:, weight == 0] = np.nan
+    out = g if in_place else np.full((n, n), -1.0, dtype=np.float32)
+    diag, seg = finish_gram(g, weight, 7, 3, out)
+    np.testing.assert_allclose(out, expected, rtol=2e-7)
+    np.testing.assert_array_equal(out, out.T)
+    ref_diag, ref_seg = _diag_sums_reference(out.astype(np.float64), 3)
+    np.testing.assert_allclose(diag, ref_diag, rtol=1e-12)
+    assert seg.shape == (3, n // 3)
+    np.testing.assert_allclose(seg, ref_seg, rtol=1e-12)
+
+
+def test_finish_gram_reads_float64_lower_triangle_only() -> None:
+    rng = np.random.default_rng(21)
+    n = 130
+    low = np.tril(rng.random((n, n))) + np.triu(np.full((n, n), np.inf), 1)
+    weight = np.full(n, 0.5)
+    out = np.empty((n, n), dtype=np.float32)
+    diag, _ = finish_gram(low, weight, 4, 1, out)
+    sym = np.tril(low) + np.tril(low, -1).T
+    np.testing.assert_allclose(out, sym, rtol=2e-7)
+    assert np.isfinite(diag).all()
+
+
+def test_c2_is_contiguous_float32_and_spill_gathers_by_index(tmp_path: Path) -> None:
+    rng = np.random.default_rng(22)
+    frames = rng.poisson(2.0, size=(70, 9, 9)).astype(np.uint16)
+    frames[:, 0, 3] = 0  # zero-mean pixels: the bin's columns are not contiguous
+    frames[:, 4, 3] = 0
+    pix, dyn = _layout((9, 9), 3)
+    memory = twotime(frames, pixel_index=pix, dynamic_index=dyn, n_dynamic=3, n_segments=4)
+    for c in memory.c2:
+        assert c.dtype == np.float32
+        assert c.flags.c_contiguous
+    ref = _reference_c2(frames.astype(np.float64), pix[dyn == 1])
+    np.testing.assert_allclose(memory.c2[1], ref, rtol=2e-6)
+    spill = TwoTimeCorrelator(
+        81,
+        pixel_index=pix,
+        dynamic_index=dyn,
+        n_dynamic=3,
+        n_segments=4,
+        memory_budget=5000,
+        spill_dir=tmp_path,
+    )
+    with spill:
+        for start in range(0, 70, 11):
+            spill.feed(frames[start : start + 11])
+        assert spill.spilled
+        spilled = spill.result()
+    _assert_same(memory, spilled, rtol=0)
+    with TwoTimeCorrelator(
+        81, pixel_index=pix, dynamic_index=dyn, n_dynamic=3, n_segments=4
+    ) as chunked:
+        for start in range(0, 70, 11):
+            chunked.feed(frames[start : start + 11])
+        _assert_same(memory, chunked.result(), rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int64, np.float16, np.float64])
+def test_gather_columns_matches_numpy(dtype: type) -> None:
+    rng = np.random.default_rng(23)
+    full = (rng.random((9, 3000)) * 200).astype(dtype)
+    flat = full[:, ::2]  # not contiguous
+    columns = rng.permutation(1500)[:1300].astype(np.intp)
+    block, sums = gather_columns(flat, columns)
+    expected = flat[:, columns].astype(np.float32)
+    assert block.dtype == np.float32
+    assert block.flags.c_contiguous
+    np.testing.assert_array_equal(block, expected)
+    np.testing.assert_allclose(sums, expected.sum(axis=0, dtype=np.float64), rtol=1e-13)
