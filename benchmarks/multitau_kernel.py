@@ -8,10 +8,12 @@ compile (or cache load) time and the process's peak RSS. The load average is
 printed first and last (the development VM has 2 cores shared with others).
 Cases:
 
-* ``256``: 256x256 x 2000 uint8 Poisson frames fed in one call, then streamed
-  in the chunks the pipeline would read (``stream_memory_budget``);
-* ``1mpx``: 1024x1024 x 1000 uint8 frames in one call and streamed in the
-  pipeline's chunks for 1,000 and for 10,000 frames;
+* ``256``: 256x256 x 2000 uint8 Poisson frames fed in one call, the reduction
+  ``g2(bins)`` of that correlator (100 ring-shaped static bins in 10 dynamic
+  ones; its row gives seconds, not rates), then streamed in the chunks the
+  pipeline would read (``stream_memory_budget``);
+* ``1mpx``: 1024x1024 x 1000 uint8 frames in one call, the reduction, and
+  streamed in the pipeline's chunks for 1,000 and for 10,000 frames;
 * ``sparse``: CSR event lists (``feed_sparse``) at several occupancies, against
   ``dense`` on the densified frames;
 * ``command``: the whole ``xpcs-flows correlate`` command on a 256x256 x 2000
@@ -46,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xpcs_kernel.multitau import MultiTauCorrelator, stream_memory_budget
+from xpcs_kernel.multitau import MultiTauCorrelator, PixelBins, stream_memory_budget
 
 
 def _peak_rss_mb() -> float:
@@ -115,10 +117,38 @@ def bench_dense(
         _timed(partial(_feed_dense, n_pixels, frames), repeat),
         compile_s,
     )
+    bench_reduction(n_pixels, frames, repeat)
     chunks = [min(n_frames, pipeline_chunk(n_pixels, total)) for total in stream_for]
     for chunk in [*dict.fromkeys(chunks), 100]:
         runs = _timed(partial(_stream, n_pixels, frames, chunk), repeat)
         _row(f"  streamed, {chunk}-frame chunks", n_frames * n_pixels, runs, 0.0)
+
+
+def ring_bins(side: int, n_static: int = 100, n_dynamic: int = 10) -> PixelBins:
+    """q-map-like bins of a ``side x side`` detector: rings around the centre."""
+    yy, xx = np.mgrid[:side, :side]
+    radius = np.hypot(yy - side / 2, xx - side / 2).ravel()
+    static = np.minimum((radius / radius.max() * n_static).astype(np.intp), n_static - 1)
+    static[:n_static] = np.arange(n_static)  # no empty bin
+    return PixelBins(static, np.arange(n_static) * n_dynamic // n_static, n_dynamic)
+
+
+def bench_reduction(n_pixels: int, frames: np.ndarray, repeat: int) -> None:
+    """``g2(bins)`` (the reduction to binned g2) after feeding ``frames`` in one call."""
+    corr = MultiTauCorrelator(n_pixels)
+    corr.feed(frames)
+    bins = ring_bins(round(n_pixels**0.5))
+    t0 = time.perf_counter()
+    corr.g2(bins)
+    compile_s = time.perf_counter() - t0
+    runs = _timed(partial(corr.g2, bins), repeat)
+    wall = sorted(r[0] for r in runs)
+    cpu = sorted(r[1] for r in runs)
+    print(
+        f"{'  g2() reduction, 100/10 q bins (s)':<40} {wall[0]:>9.4f} "
+        f"{float(np.median(wall)):>9.4f} {cpu[0]:>9.4f} {float(np.median(cpu)):>9.4f} "
+        f"{compile_s:>7.2f} {_peak_rss_mb():>7.0f}"
+    )
 
 
 def _stream(n_pixels: int, frames: np.ndarray, chunk: int) -> None:

@@ -8,18 +8,22 @@ static bins inside ``d``. The error of ``d`` is ``std_p(G2_p / (IP_p IF_p)) /
 sqrt(n_d)`` over the ``n_d`` pixels of ``d`` with ``IP_p IF_p > 0`` (population
 standard deviation, ``ddof = 0``).
 
-The reduction streams over delays: only a few per-pixel float64 vectors exist
-at any time, never ``(n_tau, n_pixels)`` arrays.
+The reduction is one numba pass over the correlator state
+(:mod:`xpcs_kernel._multitau_bin`): per tile of pixels it derives each level's
+carry and total in small buffers and adds every delay's per-pixel values to
+per-bin sums; the variance is a shifted one-pass form merged chunk by chunk
+(numerically sound, see that module). No array of the pixel count is
+allocated.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from xpcs_kernel._multitau_bin import bin_all_delays
 from xpcs_kernel._multitau_scheme import DelayScheme, delay_list
 from xpcs_kernel._multitau_state import CorrelatorState
 from xpcs_kernel.errors import CorrelationError, UsageError
@@ -116,14 +120,13 @@ class G2Result:
     n_frames: int
 
 
-def _safe_div(num: NDArray[Any], den: NDArray[Any]) -> NDArray[np.float64]:
-    out = np.full(np.shape(num), np.nan)
-    np.divide(num, den, out=out, where=den != 0)
-    return out
-
-
 def reduce_g2(state: CorrelatorState, bins: PixelBins) -> G2Result:
-    """Binned g2 of the frames fed so far (the state is not modified)."""
+    """Binned g2 of the frames fed so far (the state is not modified).
+
+    One numba pass over the state bins every delay
+    (:func:`xpcs_kernel._multitau_bin.bin_all_delays`: shifted one-pass
+    variance, chunks merged in a fixed order).
+    """
     if bins.static_index.size != state.n_corr:
         raise UsageError(
             f"static_index has {bins.static_index.size} pixels, the correlator {state.n_corr}",
@@ -132,77 +135,16 @@ def reduce_g2(state: CorrelatorState, bins: PixelBins) -> G2Result:
     scheme: DelayScheme = delay_list(state.n_frames, delays_per_level=state.dpl)
     if scheme.delays.size == 0:
         raise CorrelationError(f"{state.n_frames} frame(s): need at least 2 for the first delay")
-    n_tau = scheme.delays.size
-    n_static, n_dyn = bins.n_static, bins.n_dynamic
-    static = bins.static_index
-    dyn_of_pixel = bins.dynamic_of_static[static]
-    pix_per_static = np.bincount(static, minlength=n_static).astype(np.float64)
-    g2 = np.full((n_tau, n_dyn), np.nan)
-    g2_err = np.full((n_tau, n_dyn), np.nan)
-    stat = {name: np.full((n_tau, n_static), np.nan) for name in ("G2", "IP", "IF")}
-    for i in range(n_tau):
-        lev, k, m = int(scheme.levels[i]), int(scheme.lags[i]), int(scheme.pair_counts[i])
-        total = state.level_total(lev)
-        g2_p = state.pair_sum(lev, k) / m
-        # last_sum and head_sum return new arrays: work in place (fewer 1 Mpx temporaries)
-        ip_p = state.last_sum(lev, k)
-        np.subtract(total, ip_p, out=ip_p)
-        ip_p /= m
-        if_p = state.head_sum(lev, k)
-        np.subtract(total, if_p, out=if_p)
-        if_p /= m
-        means = {}
-        for name, values in (("G2", g2_p), ("IP", ip_p), ("IF", if_p)):
-            means[name] = _safe_div(
-                np.bincount(static, weights=values, minlength=n_static), pix_per_static
-            )
-            stat[name][i] = means[name]
-        g2_s = _safe_div(means["G2"], means["IP"] * means["IF"])
-        ok = np.isfinite(g2_s)
-        n_ok = np.bincount(bins.dynamic_of_static[ok], minlength=n_dyn).astype(np.float64)
-        g2[i] = _safe_div(
-            np.bincount(bins.dynamic_of_static[ok], weights=g2_s[ok], minlength=n_dyn), n_ok
-        )
-        ip_p *= if_p  # IP IF, the ratio's denominator
-        del if_p
-        g2_err[i] = _pixel_error(g2_p, ip_p, dyn_of_pixel, n_dyn, single_pair=m == 1)
-    state.release()
+    g2, g2_err, g2_static, ip_static, if_static = bin_all_delays(
+        state, scheme, bins.static_index, bins.dynamic_of_static, bins.n_dynamic
+    )
     return G2Result(
         delays=scheme.delays,
         pair_counts=scheme.pair_counts,
         g2=g2,
         g2_err=g2_err,
-        G2_static=stat["G2"],
-        IP_static=stat["IP"],
-        IF_static=stat["IF"],
+        G2_static=g2_static,
+        IP_static=ip_static,
+        IF_static=if_static,
         n_frames=state.n_frames,
     )
-
-
-def _pixel_error(
-    g2_p: NDArray[np.float64],
-    norm_p: NDArray[np.float64],
-    dyn_of_pixel: NDArray[np.intp],
-    n_dyn: int,
-    *,
-    single_pair: bool,
-) -> NDArray[np.float64]:
-    """``std(G2_p / (IP_p IF_p)) / sqrt(n)`` per dynamic bin over pixels with ``IP IF > 0``.
-
-    With one pair, ``G2_p / (IP_p IF_p) = I(0) I(k) / (I(0) I(k)) = 1`` for every
-    pixel, so the error is exactly 0; it is set to 0 rather than computed,
-    because the float32 product in ``G2_p`` may differ from the float64 product
-    ``IP_p IF_p`` in the last bit and would leave ~1e-8 noise.
-    """
-    valid = norm_p > 0
-    every = bool(valid.all())  # usually: no masked copies then
-    d = dyn_of_pixel if every else dyn_of_pixel[valid]
-    n = np.bincount(d, minlength=n_dyn).astype(np.float64)
-    if single_pair:
-        return np.where(n > 0, 0.0, np.nan)
-    ratio = g2_p / norm_p if every else g2_p[valid] / norm_p[valid]
-    mean = _safe_div(np.bincount(d, weights=ratio, minlength=n_dyn), n)
-    ratio -= mean[d]  # the deviation, squared in place
-    np.multiply(ratio, ratio, out=ratio)
-    var = _safe_div(np.bincount(d, weights=ratio, minlength=n_dyn), n)
-    return _safe_div(np.sqrt(var), np.sqrt(n))
