@@ -17,12 +17,11 @@ import globus_sdk
 import h5py
 
 from deployments import Deployment, RunHistory
-from flows.local import ActionProvider, FunctionRegistry
-from flows.local_flow import LocalFacility, build_local_input
+from flows.local import ActionProvider
+from flows.local_flow import LocalFacility, prepare_local_run
 from flows.run_handle import Run
 from flows.run_index import RunIndexEntry
 from flows.validate import validate_flow_input
-from flows.xpcs import xpcs_flow
 from xpcs_kernel.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -91,20 +90,14 @@ def start_local(
     """Start the flow on the local engine, driven by a background thread (or, without
     ``background``, by whoever drives it next: :func:`flows.run_driver.drive_local_run`)."""
     fac = local_facility(request, deployment)
-    for path in fac.collections.values():
-        Path(path).mkdir(parents=True, exist_ok=True)
-    spec = xpcs_flow()
-    registry = FunctionRegistry(request.db_path)
-    function_ids = {key: registry.register(fn) for key, fn in spec.compute_functions.items()}
-    flow_input = build_local_input(
+    spec, flow_input = prepare_local_run(
         request.raw,
         request.qmap,
         facility=fac,
-        function_ids=function_ids,
+        db_path=request.db_path,
         options=request.options,
         dataset_name=request.dataset,
     )
-    flow_input = validate_flow_input(flow_input, allowed_roots=fac.allowed_roots)
     entry = RunIndexEntry(
         run_id=str(uuid.uuid4()),
         engine="local",

@@ -29,7 +29,7 @@ from flows.local import (
     default_state_db,
 )
 from flows.validate import validate_flow_input
-from flows.xpcs import xpcs_flow
+from flows.xpcs import FlowSpec, xpcs_flow
 from xpcs_kernel.options import CorrelationOptions
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "LocalFlowResult",
     "build_local_input",
     "override_wait_times",
+    "prepare_local_run",
     "run_local_flow",
 ]
 
@@ -221,6 +222,44 @@ def build_local_input(
     return {"input": body}
 
 
+def prepare_local_run(
+    raw: Path,
+    qmap: Path,
+    *,
+    facility: LocalFacility,
+    db_path: Path,
+    options: CorrelationOptions | Mapping[str, Any],
+    dataset_name: str | None = None,
+    transfer_back: bool = False,
+) -> tuple[FlowSpec, dict[str, Any]]:
+    """Everything a local run needs before it starts, shared by every local launcher.
+
+    Creates the facility's directories, registers the compute functions in the
+    local registry (as ``deploy`` does on Globus), builds the flow input and
+    validates it (so bad input fails before anything is transferred).
+
+    Returns
+    -------
+    tuple
+        The flow (:class:`~flows.xpcs.FlowSpec`) and its validated input.
+    """
+    for path in facility.collections.values():
+        Path(path).mkdir(parents=True, exist_ok=True)
+    spec = xpcs_flow()
+    registry = FunctionRegistry(db_path)
+    function_ids = {key: registry.register(fn) for key, fn in spec.compute_functions.items()}
+    flow_input = build_local_input(
+        raw,
+        qmap,
+        facility=facility,
+        function_ids=function_ids,
+        options=options,
+        dataset_name=dataset_name,
+        transfer_back=transfer_back,
+    )
+    return spec, validate_flow_input(flow_input, allowed_roots=facility.allowed_roots)
+
+
 def run_local_flow(
     raw: Path,
     qmap: Path,
@@ -273,22 +312,16 @@ def run_local_flow(
     """
     workdir = Path(workdir)
     fac = facility or LocalFacility.in_directory(workdir)
-    for path in fac.collections.values():
-        Path(path).mkdir(parents=True, exist_ok=True)
     db = Path(db_path) if db_path is not None else default_state_db()
-    spec = xpcs_flow()
-    registry = FunctionRegistry(db)
-    function_ids = {key: registry.register(fn) for key, fn in spec.compute_functions.items()}
-    flow_input = build_local_input(
+    spec, flow_input = prepare_local_run(
         raw,
         qmap,
         facility=fac,
-        function_ids=function_ids,
+        db_path=db,
         options=options,
         dataset_name=dataset_name,
         transfer_back=transfer_back,
     )
-    flow_input = validate_flow_input(flow_input, allowed_roots=fac.allowed_roots)
     all_providers = default_providers(db, collections=dict(fac.collections))
     all_providers.update(providers or {})
     engine = LocalEngine(db, all_providers)
