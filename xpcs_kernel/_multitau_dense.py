@@ -46,6 +46,10 @@ FLUSH = 32
 DEFER = 16
 """An upper level waits until it has this many new frames (or the call ends)."""
 
+_MAX_RUNS = 32
+"""A tile whose pixels form at most this many runs of consecutive detector pixels
+is copied run by run (vectorised); beyond it, pixel by pixel."""
+
 _FASTMATH = {"contract"}  # allow FMA only; no reassociation
 
 
@@ -278,6 +282,10 @@ def dense_feed(
     junk = np.zeros(TILE, np.float64)  # upper-level totals are derived, not summed
     done = np.zeros(n_lev, np.int64)
     pend = np.zeros(n_lev, np.int64)
+    # a masked tile is a few runs of consecutive detector pixels: copy run by run
+    run_dst = np.zeros(TILE, np.int64)
+    run_src = np.zeros(TILE, np.int64)
+    run_len = np.zeros(TILE, np.int64)
     for ti in range(tile_start, tile_stop):
         p0 = ti * TILE
         pw = min(TILE, npix - p0)
@@ -285,12 +293,19 @@ def dense_feed(
             buf[:, :] = 0.0
         idx = pixel_index[p0 : p0 + pw]
         first = idx[0]
-        contiguous = idx[pw - 1] - first == pw - 1
-        if contiguous:
-            for p in range(1, pw):
-                if idx[p] != first + p:
-                    contiguous = False
-                    break
+        n_runs = 0
+        p = 0
+        while p < pw:
+            q = p + 1
+            while q < pw and idx[q] == idx[p] + (q - p):
+                q += 1
+            run_dst[n_runs] = p
+            run_src[n_runs] = idx[p]
+            run_len[n_runs] = q - p
+            n_runs += 1
+            p = q
+        contiguous = n_runs == 1
+        runs = n_runs <= _MAX_RUNS
         buf[offs[0] : offs[0] + w] = tail0[ti]
         for lev in range(n_touch):
             done[lev] = n_before >> lev
@@ -308,6 +323,16 @@ def dense_feed(
                     dst = buf[o + i]
                     for p in range(pw):
                         dst[p] = np.float32(src[p]) * s
+            elif runs:
+                for i in range(m):
+                    row = frames[c0 + i]
+                    s = scale[c0 + i]
+                    dst = buf[o + i]
+                    for r in range(n_runs):
+                        d0 = run_dst[r]
+                        s0 = run_src[r]
+                        for j in range(run_len[r]):
+                            dst[d0 + j] = np.float32(row[s0 + j]) * s
             else:
                 for i in range(m):
                     row = frames[c0 + i]
