@@ -54,38 +54,30 @@ from xpcs_kernel._multitau_dense import TILE
 from xpcs_kernel._multitau_scheme import DelayScheme
 from xpcs_kernel._multitau_state import CorrelatorState
 
-__all__ = ["bin_all_delays"]
+__all__ = ["Partial", "bin_partial", "merge_partials"]
+
+Partial = tuple[NDArray[np.float64], NDArray[np.float64]]
+"""Per-chunk sums ``(ssum, dsum)`` of a set of pixels (see :func:`bin_partial`)."""
 
 _MAX_CHUNKS = 32
 _MIN_PIXELS_PER_BIN = 32  # a chunk has at least this many pixels per static bin
 
 
-def bin_all_delays(
+def bin_partial(
     state: CorrelatorState,
     scheme: DelayScheme,
     static_index: NDArray[np.intp],
     dynamic_of_static: NDArray[np.intp],
     n_dynamic: int,
-) -> tuple[NDArray[np.float64], ...]:
-    """Bin every delay of ``scheme`` (see the module docstring).
+    *,
+    parallel: bool = True,
+) -> Partial:
+    """Per-chunk bin sums ``(ssum, dsum)`` of the pixels of ``state``.
 
-    Parameters
-    ----------
-    state : CorrelatorState
-        The correlator (read only).
-    scheme : DelayScheme
-        Its delays (``delay_list(state.n_frames, delays_per_level=state.dpl)``).
-    static_index : ndarray of intp, shape (n_corr,)
-        Static bin of each pixel.
-    dynamic_of_static : ndarray of intp, shape (n_static,)
-        Dynamic bin of each static bin.
-    n_dynamic : int
-        Number of dynamic bins.
-
-    Returns
-    -------
-    g2, g2_err : ndarray of float64, shape (n_tau, n_dynamic)
-    G2_static, IP_static, IF_static : ndarray of float64, shape (n_tau, n_static)
+    ``static_index`` gives the static bin of each of the state's pixels; with
+    ``parallel=False`` the pass runs in the calling thread only.
+    Partial sums of disjoint pixel sets (in a fixed order) are combined by
+    :func:`merge_partials`; see :func:`_pixel_pass` for their layout.
     """
     n_corr = state.n_corr
     n_static = int(dynamic_of_static.size)
@@ -95,7 +87,6 @@ def bin_all_delays(
     bounds = (np.arange(n_chunks + 1, dtype=np.intp) * n_tiles) // n_chunks
     static = np.ascontiguousarray(static_index, dtype=np.intp)
     dyn_of_static = np.ascontiguousarray(dynamic_of_static, dtype=np.intp)
-    pix_per_static = np.bincount(static, minlength=n_static).astype(np.float64)
     ssum = np.zeros((n_chunks, n_tau, n_static, 3))
     dsum = np.zeros((n_chunks, n_tau, n_dynamic, 4))
     _pixel_pass(
@@ -116,7 +107,29 @@ def bin_all_delays(
         bounds,
         ssum,
         dsum,
+        parallel,
     )
+    return ssum, dsum
+
+
+def merge_partials(
+    scheme: DelayScheme,
+    static_index: NDArray[np.intp],
+    dynamic_of_static: NDArray[np.intp],
+    partials: list[Partial],
+) -> tuple[NDArray[np.float64], ...]:
+    """``(g2, g2_err, G2_static, IP_static, IF_static)`` from :func:`bin_partial` sums.
+
+    ``static_index`` covers every pixel of every partial (it gives the pixel
+    count of each static bin); the chunks are merged in the order given.
+    """
+    n_static = int(dynamic_of_static.size)
+    n_dynamic = int(partials[0][1].shape[2])
+    n_tau = int(scheme.delays.size)
+    dyn_of_static = np.ascontiguousarray(dynamic_of_static, dtype=np.intp)
+    pix_per_static = np.bincount(static_index, minlength=n_static).astype(np.float64)
+    ssum = np.concatenate([p[0] for p in partials]) if len(partials) > 1 else partials[0][0]
+    dsum = np.concatenate([p[1] for p in partials]) if len(partials) > 1 else partials[0][1]
     out = tuple(np.empty((n_tau, n)) for n in (n_dynamic, n_dynamic, n_static, n_static, n_static))
     _merge(scheme.pair_counts.astype(np.float64), pix_per_static, dyn_of_static, ssum, dsum, *out)
     return out
@@ -141,78 +154,115 @@ def _pixel_pass(
     bounds: NDArray[np.intp],
     ssum: NDArray[np.float64],
     dsum: NDArray[np.float64],
+    parallel: bool,
 ) -> None:
     """Add every pixel of every delay ``i`` to the sums of its chunk ``c``.
 
     ``ssum[c, i, s] = (sum A_p, sum P_p, sum F_p)`` over the static bin and
     ``dsum[c, i, d] = (n, K, S1, S2)``: count, shift, ``sum (r_p - K)`` and
     ``sum (r_p - K)^2`` over the pixels of the dynamic bin with ``P_p F_p > 0``.
+    The chunks run on numba's threads, or one after the other in the calling
+    thread when ``parallel`` is False (for callers that run their own threads).
     """
+    n_chunks = bounds.size - 1
+    arrays = (tail0, total0, tail, g2acc0, headsum0, g2acc, headsum)
+    scheme = (levels, lags, pairs)
+    bins = (static, dyn_of_static)
+    if parallel:
+        for c in prange(n_chunks):
+            _chunk_pass(c, arrays, n_frames, d, scheme, bins, bounds, ssum, dsum)
+    else:
+        for c in range(n_chunks):
+            _chunk_pass(c, arrays, n_frames, d, scheme, bins, bounds, ssum, dsum)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _chunk_pass(
+    c: int,
+    arrays: tuple[
+        NDArray[np.float32],
+        NDArray[np.float64],
+        NDArray[np.float32],
+        NDArray[np.float64],
+        NDArray[np.float32],
+        NDArray[np.float64],
+        NDArray[np.float32],
+    ],
+    n_frames: int,
+    d: int,
+    scheme: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
+    bins: tuple[NDArray[np.intp], NDArray[np.intp]],
+    bounds: NDArray[np.intp],
+    ssum: NDArray[np.float64],
+    dsum: NDArray[np.float64],
+) -> None:
+    """Chunk ``c`` of :func:`_pixel_pass` (the state arrays, scheme and bins packed)."""
+    tail0, total0, tail, g2acc0, headsum0, g2acc, headsum = arrays
+    levels, lags, pairs = scheme
+    static, dyn_of_static = bins
     n_corr = static.size
     n_tau = lags.size
     w = 2 * d
-    n_chunks = bounds.size - 1
-    for c in prange(n_chunks):
-        carry = np.empty((w, TILE), dtype=np.float32)
-        newer = np.empty((w, TILE), dtype=np.float32)
-        total = np.empty(TILE, dtype=np.float64)
-        last = np.empty(TILE, dtype=np.float64)
-        pp = np.empty(TILE, dtype=np.float64)
-        ff = np.empty(TILE, dtype=np.float64)
-        norm = np.empty(TILE, dtype=np.float64)
-        ratio = np.empty(TILE, dtype=np.float64)
-        for t in range(bounds[c], bounds[c + 1]):
-            n_pix = min(TILE, n_corr - t * TILE)
-            carry[:, :] = tail0[t]
-            total[:] = total0[t]
-            lev = 0
-            for i in range(n_tau):
-                while lev < levels[i]:  # as CorrelatorState._step, float32 the same
-                    par = (n_frames >> lev) & 1
+    carry = np.empty((w, TILE), dtype=np.float32)
+    newer = np.empty((w, TILE), dtype=np.float32)
+    total = np.empty(TILE, dtype=np.float64)
+    last = np.empty(TILE, dtype=np.float64)
+    pp = np.empty(TILE, dtype=np.float64)
+    ff = np.empty(TILE, dtype=np.float64)
+    norm = np.empty(TILE, dtype=np.float64)
+    ratio = np.empty(TILE, dtype=np.float64)
+    for t in range(bounds[c], bounds[c + 1]):
+        n_pix = min(TILE, n_corr - t * TILE)
+        carry[:, :] = tail0[t]
+        total[:] = total0[t]
+        lev = 0
+        for i in range(n_tau):
+            while lev < levels[i]:  # as CorrelatorState._step, float32 the same
+                par = (n_frames >> lev) & 1
+                for j in range(TILE):
+                    if par:
+                        total[j] -= carry[w - 1, j]
+                    total[j] *= 0.5
+                for q in range(d + 1, w):
+                    r = 2 * q - w - par
                     for j in range(TILE):
-                        if par:
-                            total[j] -= carry[w - 1, j]
-                        total[j] *= 0.5
-                    for q in range(d + 1, w):
-                        r = 2 * q - w - par
-                        for j in range(TILE):
-                            newer[q, j] = (carry[r, j] + carry[r + 1, j]) * np.float32(0.5)
-                    carry[: d + 1] = tail[lev + 1, t]
-                    carry[d + 1 :] = newer[d + 1 :]
-                    lev += 1
-                k = lags[i]
-                m = np.float64(pairs[i])
-                if lev == 0 and k <= d:
-                    acc = g2acc0[t, k - 1]
-                    head = headsum0[t, k - 1]
-                else:
-                    acc = g2acc[lev, t, k - d - 1]
-                    head = headsum[lev, t, k - d - 1]
-                # L_p, newest row first: the previous delay (lag k - 1, same level)
-                # left the newest k - 1 rows in `last`, so one row is added
-                top = w - k + 1
-                if i == 0 or levels[i - 1] != lev or lags[i - 1] != k - 1:
-                    last[:] = 0.0
-                    top = w
-                for r in range(top - 1, w - k - 1, -1):  # vectorised over pixels
-                    for j in range(TILE):
-                        last[j] += np.float64(carry[r, j])
-                for j in range(TILE):  # vectorised; a ratio counts only where norm > 0
-                    pp[j] = total[j] - last[j]
-                    ff[j] = total[j] - np.float64(head[j])
-                    norm[j] = pp[j] * ff[j]
-                    ratio[j] = m * acc[j] / norm[j]
-                _scatter(
-                    static[t * TILE : t * TILE + n_pix],
-                    dyn_of_static,
-                    acc,
-                    pp,
-                    ff,
-                    norm,
-                    ratio,
-                    ssum[c, i],
-                    dsum[c, i],
-                )
+                        newer[q, j] = (carry[r, j] + carry[r + 1, j]) * np.float32(0.5)
+                carry[: d + 1] = tail[lev + 1, t]
+                carry[d + 1 :] = newer[d + 1 :]
+                lev += 1
+            k = lags[i]
+            m = np.float64(pairs[i])
+            if lev == 0 and k <= d:
+                acc = g2acc0[t, k - 1]
+                head = headsum0[t, k - 1]
+            else:
+                acc = g2acc[lev, t, k - d - 1]
+                head = headsum[lev, t, k - d - 1]
+            # L_p, newest row first: the previous delay (lag k - 1, same level)
+            # left the newest k - 1 rows in `last`, so one row is added
+            top = w - k + 1
+            if i == 0 or levels[i - 1] != lev or lags[i - 1] != k - 1:
+                last[:] = 0.0
+                top = w
+            for r in range(top - 1, w - k - 1, -1):  # vectorised over pixels
+                for j in range(TILE):
+                    last[j] += np.float64(carry[r, j])
+            for j in range(TILE):  # vectorised; a ratio counts only where norm > 0
+                pp[j] = total[j] - last[j]
+                ff[j] = total[j] - np.float64(head[j])
+                norm[j] = pp[j] * ff[j]
+                ratio[j] = m * acc[j] / norm[j]
+            _scatter(
+                static[t * TILE : t * TILE + n_pix],
+                dyn_of_static,
+                acc,
+                pp,
+                ff,
+                norm,
+                ratio,
+                ssum[c, i],
+                dsum[c, i],
+            )
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

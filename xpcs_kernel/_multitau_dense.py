@@ -32,6 +32,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from xpcs_kernel._prefetch import prefetch_row
+
 __all__ = ["BLOCK", "DEFER", "FLUSH", "TILE", "dense_feed", "densify_csr"]
 
 TILE = 256
@@ -49,6 +51,9 @@ DEFER = 16
 _MAX_RUNS = 32
 """A tile whose pixels form at most this many runs of consecutive detector pixels
 is copied run by run (vectorised); beyond it, pixel by pixel."""
+
+PREFETCH = 32
+"""Frames ahead whose tile columns are prefetched while a tile is converted."""
 
 _FASTMATH = {"contract"}  # allow FMA only; no reassociation
 
@@ -267,6 +272,7 @@ def dense_feed(
     """
     n = frames.shape[0]
     npix = pixel_index.shape[0]
+    step = frames.itemsize  # bytes per pixel: prefetch one cache line (64 B) at a time
     w = 2 * dpl
     n_after = n_before + n
     n_touch = 0  # levels 0 .. n_touch - 1 receive at least one new frame
@@ -306,6 +312,7 @@ def dense_feed(
             p = q
         contiguous = n_runs == 1
         runs = n_runs <= _MAX_RUNS
+        span = idx[pw - 1] + 1 - first  # detector pixels from the first to the last
         buf[offs[0] : offs[0] + w] = tail0[ti]
         for lev in range(n_touch):
             done[lev] = n_before >> lev
@@ -318,6 +325,10 @@ def dense_feed(
             o = offs[0] + w
             if contiguous:
                 for i in range(m):
+                    ahead = c0 + i + PREFETCH
+                    if ahead < n:
+                        for b in range(0, pw * step, 64):
+                            prefetch_row(frames, ahead, first + b // step)
                     src = frames[c0 + i, first : first + pw]
                     s = scale[c0 + i]
                     dst = buf[o + i]
@@ -325,14 +336,19 @@ def dense_feed(
                         dst[p] = np.float32(src[p]) * s
             elif runs:
                 for i in range(m):
+                    ahead = c0 + i + PREFETCH
+                    if ahead < n:
+                        for b in range(0, span * step, 64):
+                            prefetch_row(frames, ahead, first + b // step)
                     row = frames[c0 + i]
                     s = scale[c0 + i]
                     dst = buf[o + i]
                     for r in range(n_runs):
-                        d0 = run_dst[r]
-                        s0 = run_src[r]
-                        for j in range(run_len[r]):
-                            dst[d0 + j] = np.float32(row[s0 + j]) * s
+                        ln = run_len[r]
+                        rs = row[run_src[r] : run_src[r] + ln]
+                        rd = dst[run_dst[r] : run_dst[r] + ln]
+                        for j in range(ln):
+                            rd[j] = np.float32(rs[j]) * s
             else:
                 for i in range(m):
                     row = frames[c0 + i]

@@ -24,7 +24,7 @@ from xpcs_kernel._multitau_dense import dense_feed, densify_csr
 from xpcs_kernel._multitau_state import CorrelatorState
 from xpcs_kernel.errors import UsageError
 
-__all__ = ["FeedEngine"]
+__all__ = ["FeedEngine", "shared_pool"]
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
@@ -37,7 +37,7 @@ def _default_threads() -> int:
     return os.cpu_count() or 1
 
 
-def _pool(n_threads: int) -> ThreadPoolExecutor:
+def shared_pool(n_threads: int) -> ThreadPoolExecutor:
     """A shared pool of at least ``n_threads`` workers (the kernel releases the GIL)."""
     global _POOL, _POOL_SIZE
     with _POOL_LOCK:
@@ -88,12 +88,17 @@ class FeedEngine:
                     f"values must lie in [0, {self.n_pixels})", argument="pixel_index"
                 )
             self.pixel_index = np.ascontiguousarray(idx, dtype=np.intp)
-            if np.unique(self.pixel_index).size != self.pixel_index.size:
+            ordered = bool(np.all(self.pixel_index[1:] > self.pixel_index[:-1]))
+            if not ordered and np.bincount(self.pixel_index).max() > 1:
                 raise UsageError("must not repeat a pixel", argument="pixel_index")
         self.threads = None if threads is None else _as_int(threads, "threads", minimum=1)
         self.normalize_frame = bool(normalize_frame)
         self._column: NDArray[np.int64] | None = None
         self._identity: NDArray[np.intp] | None = None
+
+    def thread_count(self) -> int:
+        """Worker threads of a call (the ``threads`` given, else the usable CPUs)."""
+        return self.threads or _default_threads()
 
     @property
     def n_corr(self) -> int:
@@ -124,6 +129,27 @@ class FeedEngine:
     # dense -----------------------------------------------------------------
     def feed_dense(self, state: CorrelatorState, frames: NDArray[Any]) -> None:
         """Check ``frames`` and correlate them into ``state``."""
+        arr = self.check_dense(frames)
+        if arr.shape[0] == 0:
+            return
+        if not self.kernel_ready(arr):
+            kind = np.float32 if arr.dtype.itemsize <= 4 else np.float64
+            step = max(1, _BLOCK_BYTES // (self.n_pixels * 8))
+            for f0 in range(0, arr.shape[0], step):
+                part = np.ascontiguousarray(arr[f0 : f0 + step])
+                if part.dtype not in _KERNEL_DTYPES:
+                    part = part.astype(kind)
+                self.run_dense(state, part, self.frame_scale(part))
+            return
+        self.run_dense(state, arr, self.frame_scale(arr))
+
+    @staticmethod
+    def kernel_ready(arr: NDArray[Any]) -> bool:
+        """Whether the kernel reads ``arr`` in place (a compiled dtype, C order)."""
+        return arr.dtype in _KERNEL_DTYPES and bool(arr.flags.c_contiguous)
+
+    def check_dense(self, frames: NDArray[Any]) -> NDArray[Any]:
+        """``frames`` as an ``(n, n_pixels)`` array, or a :class:`UsageError`."""
         arr = np.asarray(frames)
         if arr.ndim == 3 and arr.shape[1] * arr.shape[2] == self.n_pixels:
             arr = arr.reshape(arr.shape[0], self.n_pixels)
@@ -137,20 +163,10 @@ class FeedEngine:
             arr = arr.view(np.uint8)
         if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
             raise UsageError(f"must be integer or float, got dtype {arr.dtype}", argument="frames")
-        if arr.shape[0] == 0:
-            return
-        if arr.dtype not in _KERNEL_DTYPES or not arr.flags.c_contiguous:
-            kind = np.float32 if arr.dtype.itemsize <= 4 else np.float64
-            step = max(1, _BLOCK_BYTES // (self.n_pixels * 8))
-            for f0 in range(0, arr.shape[0], step):
-                part = np.ascontiguousarray(arr[f0 : f0 + step])
-                if part.dtype not in _KERNEL_DTYPES:
-                    part = part.astype(kind)
-                self._run(state, part, self._scale_dense(part))
-            return
-        self._run(state, arr, self._scale_dense(arr))
+        return arr
 
-    def _scale_dense(self, arr: NDArray[Any]) -> NDArray[np.float32]:
+    def frame_scale(self, arr: NDArray[Any]) -> NDArray[np.float32]:
+        """Per-frame factor: ``n_corr / sum`` over the correlated pixels, or ones."""
         if not self.normalize_frame:
             return np.ones(arr.shape[0], dtype=np.float32)
         sums = np.empty(arr.shape[0], dtype=np.float64)
@@ -167,17 +183,20 @@ class FeedEngine:
         np.divide(self.n_corr, sums, out=scale, where=sums != 0)
         return scale.astype(np.float32)
 
-    def _run(
+    def run_dense(
         self,
         state: CorrelatorState,
         arr: NDArray[Any],
         scale: NDArray[np.float32],
         index: NDArray[np.intp] | None = None,
     ) -> None:
+        """Correlate the columns ``index`` (default: the engine's pixels) of a
+        kernel-ready ``arr`` (see :meth:`kernel_ready`), scaled per frame, into
+        ``state`` (whose pixels they are), over the worker threads."""
         state.prepare(arr.shape[0])
         index = self.pixel_index if index is None else index
         n_tiles = state.n_tiles
-        n_threads = max(1, min(self.threads or _default_threads(), n_tiles))
+        n_threads = max(1, min(self.thread_count(), n_tiles))
         # several tile ranges per thread, taken in order by whichever worker is
         # free: a thread slowed by another process does not hold up the call
         n_parts = min(n_tiles, n_threads * _PARTS_PER_THREAD)
@@ -194,19 +213,13 @@ class FeedEngine:
                 stop,
                 state.n_levels,
                 state.n_active,
-                state.tail0,
-                state.tail,
-                state.total0,
-                state.headsum,
-                state.g2acc,
-                state.headsum0,
-                state.g2acc0,
+                *state.kernel_arrays(),
             )
 
         if n_threads == 1:
             run(0, n_tiles)
         else:
-            pool = _pool(n_threads)
+            pool = shared_pool(n_threads)
             parts = iter(itertools.pairwise(bounds))
             lock = threading.Lock()
 
@@ -275,7 +288,7 @@ class FeedEngine:
                 scale = self._scale_from_sums(out.sum(axis=1, dtype=np.float64))
             else:
                 scale = np.ones(out.shape[0], dtype=np.float32)
-            self._run(state, out, scale, self._identity)
+            self.run_dense(state, out, scale, self._identity)
 
     def _densify(
         self,
@@ -289,12 +302,12 @@ class FeedEngine:
     ) -> bool:
         """:func:`densify_csr` with the frames split over the worker threads."""
         n = out.shape[0]
-        n_threads = max(1, min(self.threads or _default_threads(), n))
+        n_threads = max(1, min(self.thread_count(), n))
         if n_threads == 1:
             return bool(densify_csr(indptr, pixels, counts, column, f0, out, top))
         bounds = [n * i // n_threads for i in range(n_threads + 1)]
         futures = [
-            _pool(n_threads).submit(
+            shared_pool(n_threads).submit(
                 densify_csr, indptr, pixels, counts, column, f0 + a, out[a:b], top
             )
             for a, b in itertools.pairwise(bounds)

@@ -23,12 +23,19 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from xpcs_kernel._multitau_bin import bin_all_delays
+from xpcs_kernel._multitau_bin import Partial, bin_partial, merge_partials
 from xpcs_kernel._multitau_scheme import DelayScheme, delay_list
 from xpcs_kernel._multitau_state import CorrelatorState
 from xpcs_kernel.errors import CorrelationError, UsageError
 
-__all__ = ["G2Result", "PixelBins", "reduce_g2"]
+__all__ = [
+    "G2Result",
+    "PixelBins",
+    "binned_result",
+    "check_bins",
+    "reduce_g2",
+    "scheme_for",
+]
 
 
 def _index_array(value: object, name: str) -> NDArray[np.intp]:
@@ -120,23 +127,29 @@ class G2Result:
     n_frames: int
 
 
-def reduce_g2(state: CorrelatorState, bins: PixelBins) -> G2Result:
-    """Binned g2 of the frames fed so far (the state is not modified).
-
-    One numba pass over the state bins every delay
-    (:func:`xpcs_kernel._multitau_bin.bin_all_delays`: shifted one-pass
-    variance, chunks merged in a fixed order).
-    """
-    if bins.static_index.size != state.n_corr:
+def check_bins(bins: PixelBins, n_corr: int) -> None:
+    """A :class:`UsageError` unless ``bins`` has one static bin per correlated pixel."""
+    if bins.static_index.size != n_corr:
         raise UsageError(
-            f"static_index has {bins.static_index.size} pixels, the correlator {state.n_corr}",
+            f"static_index has {bins.static_index.size} pixels, the correlator {n_corr}",
             argument="bins",
         )
-    scheme: DelayScheme = delay_list(state.n_frames, delays_per_level=state.dpl)
+
+
+def scheme_for(n_frames: int, delays_per_level: int) -> DelayScheme:
+    """The delays of ``n_frames`` frames, or a :class:`CorrelationError` if there are none."""
+    scheme = delay_list(n_frames, delays_per_level=delays_per_level)
     if scheme.delays.size == 0:
-        raise CorrelationError(f"{state.n_frames} frame(s): need at least 2 for the first delay")
-    g2, g2_err, g2_static, ip_static, if_static = bin_all_delays(
-        state, scheme, bins.static_index, bins.dynamic_of_static, bins.n_dynamic
+        raise CorrelationError(f"{n_frames} frame(s): need at least 2 for the first delay")
+    return scheme
+
+
+def binned_result(
+    scheme: DelayScheme, bins: PixelBins, partials: list[Partial], n_frames: int
+) -> G2Result:
+    """The :class:`G2Result` of partial bin sums covering every pixel of ``bins``."""
+    g2, g2_err, g2_static, ip_static, if_static = merge_partials(
+        scheme, bins.static_index, bins.dynamic_of_static, partials
     )
     return G2Result(
         delays=scheme.delays,
@@ -146,5 +159,18 @@ def reduce_g2(state: CorrelatorState, bins: PixelBins) -> G2Result:
         G2_static=g2_static,
         IP_static=ip_static,
         IF_static=if_static,
-        n_frames=state.n_frames,
+        n_frames=n_frames,
     )
+
+
+def reduce_g2(state: CorrelatorState, bins: PixelBins) -> G2Result:
+    """Binned g2 of the frames fed so far (the state is not modified).
+
+    One numba pass over the state bins every delay
+    (:func:`xpcs_kernel._multitau_bin.bin_partial`: shifted one-pass
+    variance, chunks merged in a fixed order).
+    """
+    check_bins(bins, state.n_corr)
+    scheme = scheme_for(state.n_frames, state.dpl)
+    partial = bin_partial(state, scheme, bins.static_index, bins.dynamic_of_static, bins.n_dynamic)
+    return binned_result(scheme, bins, [partial], state.n_frames)

@@ -91,6 +91,28 @@ class CorrelatorState:
                 new[:used] = old[:used]
             setattr(self, name, new)
 
+    def kernel_arrays(self) -> tuple[NDArray[Any], ...]:
+        """The arrays :func:`~xpcs_kernel._multitau_dense.dense_feed` updates, in its order."""
+        return (
+            self.tail0,
+            self.tail,
+            self.total0,
+            self.headsum,
+            self.g2acc,
+            self.headsum0,
+            self.g2acc0,
+        )
+
+    def reset(self) -> None:
+        """Back to zero frames, reusing the memory (no new pages to fault in)."""
+        for arr in (self.tail0, self.headsum0, self.total0, self.g2acc0):
+            arr.fill(0)
+        self.tail[: self.n_levels].fill(0)
+        self.headsum[: self.n_active].fill(0)
+        self.g2acc[: self.n_active].fill(0)
+        self.n_frames = self.n_levels = self.n_active = 0
+        self._level_cache = None
+
     @property
     def n_tiles(self) -> int:
         """Pixel tiles of the kernel."""
@@ -195,16 +217,21 @@ class CorrelatorState:
         n_act = active_levels(n_after, self.dpl) if n_after > 0 else 0
         if n_lev > self.tail.shape[0]:
             self._allocate(n_lev + 8)
-        for lev in range(self.n_active, n_act):
-            carried = np.empty(self.total0.shape, dtype=np.float64)
+        new_levels = range(self.n_active, n_act)
+        if self.n_frames and len(new_levels):  # no frames yet: every carry is zero
+            carried = np.empty((len(new_levels), *self.total0.shape), dtype=np.float64)
             for t0 in range(0, self.n_tiles, _STEP_TILES):
                 part = slice(t0, t0 + _STEP_TILES)
                 total, tail = self.total0[part].copy(), self.tail0[part].copy()
-                self._step(0, lev, total, tail, part)
-                carried[part] = tail.sum(axis=1, dtype=np.float64)
-            lo, hi = lag_range(lev, self.dpl)
-            for k in range(lo, hi):
-                self.lag_block("headsum", lev, k)[...] = carried
+                lev = 0
+                for i, target in enumerate(new_levels):  # one step per level
+                    self._step(lev, target, total, tail, part)
+                    lev = target
+                    carried[i, part] = tail.sum(axis=1, dtype=np.float64)
+            for i, lev in enumerate(new_levels):
+                lo, hi = lag_range(lev, self.dpl)
+                for k in range(lo, hi):
+                    self.lag_block("headsum", lev, k)[...] = carried[i]
         self.n_levels = max(self.n_levels, n_lev)
         self.n_active = max(self.n_active, n_act)
 

@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xpcs_kernel._multitau_dense import TILE
+from xpcs_kernel._multitau_eager import correlate_by_groups
 from xpcs_kernel._multitau_feed import FeedEngine
 from xpcs_kernel._multitau_reduce import G2Result, PixelBins, reduce_g2
 from xpcs_kernel._multitau_scheme import DelayScheme, active_levels, delay_list
@@ -61,6 +62,7 @@ SPARSE_CROSSOVER = 0.0
 dense frames to events pays: never, as measured (see :func:`choose_path`)."""
 
 _EAGER_CHUNK_BYTES = 1 << 26
+_EAGER_GROUP_BYTES = 2 << 20  # correlator state per pixel group of the eager dense path (L2-sized)
 _MIB = 1 << 20
 _RSS_TARGET = 1376 * _MIB  # 1.34 GiB (1.44 GB): a whole run, state and frames in flight
 _RSS_BASE = 384 * _MIB  # interpreter, numba, h5py, q-map, SAXS, result of a 1 Mpx run
@@ -267,7 +269,14 @@ def multitau(
         occ = float(np.count_nonzero(sample)) / max(sample.size, 1)
         path = choose_path(occ)
     if path == "dense":
-        corr.feed(flat)  # one call: the kernel reads the array in place
+        engine = corr._engine
+        checked = engine.check_dense(flat)
+        if engine.kernel_ready(checked):  # the kernel reads the array in place
+            group = _eager_group_pixels(checked.shape[0])
+            return correlate_by_groups(
+                engine, checked, bins, delays_per_level=4, group_pixels=group
+            )
+        corr.feed(checked)
     else:
         chunk = max(1, _EAGER_CHUNK_BYTES // max(1, flat.shape[1] * flat.itemsize))
         for f0 in range(0, flat.shape[0], chunk):
@@ -277,6 +286,12 @@ def multitau(
             np.cumsum(np.bincount(nz_frame, minlength=block.shape[0]), out=indptr[1:])
             corr.feed_sparse(block.shape[0], indptr, nz_pixel, block[nz_frame, nz_pixel])
     return corr.g2(bins)
+
+
+def _eager_group_pixels(n_frames: int) -> int:
+    """Pixels per group of :func:`multitau` (state of about ``_EAGER_GROUP_BYTES``)."""
+    per_tile = state_nbytes(TILE, max(int(n_frames), 1))
+    return max(1, _EAGER_GROUP_BYTES // per_tile) * TILE
 
 
 def state_nbytes(n_corr: int, n_frames: int, *, delays_per_level: int = 4) -> int:

@@ -287,6 +287,7 @@ def test_bad_bins_and_options() -> None:
     for kwargs, name in (
         ({"pixel_index": np.array([0, 4])}, "pixel_index"),
         ({"pixel_index": np.array([1, 1])}, "pixel_index"),
+        ({"pixel_index": np.array([2, 0, 2])}, "pixel_index"),  # unordered, repeated
         ({"delays_per_level": 0}, "delays_per_level"),
         ({"threads": 0}, "threads"),
     ):
@@ -318,6 +319,19 @@ def test_long_bright_series_do_not_drift() -> None:
     assert_matches(result, ref, rtol=2e-7, err_atol=1e-7)
     # the first levels (products of sums below 2^12) are exact
     np.testing.assert_allclose(result.G2_static[:16], ref["G2"][:16], rtol=1e-13)
+
+
+def test_unordered_pixel_index_equals_sorted() -> None:
+    rng = np.random.default_rng(5)
+    frames = rng.poisson(2.0, size=(120, 64)).astype(np.uint8)
+    idx = np.array([40, 3, 17, 60, 8])
+    order = np.argsort(idx)
+    bins = PixelBins(np.array([0, 1, 0, 1, 1]), np.array([0, 0]), 1)
+    unordered = multitau(frames, bins, pixel_index=idx)
+    sorted_bins = PixelBins(bins.static_index[order], bins.dynamic_of_static, 1)
+    ordered = multitau(frames, sorted_bins, pixel_index=idx[order])
+    np.testing.assert_allclose(unordered.g2, ordered.g2, rtol=1e-12)
+    assert unordered.g2.shape == (ordered.delays.size, 1)
 
 
 @pytest.mark.parametrize("layout", ["runs", "scattered"])
