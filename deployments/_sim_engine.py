@@ -1,4 +1,8 @@
-"""The event loop of :mod:`deployments.simulate` (one policy, one scenario)."""
+"""The event loop of :mod:`deployments.simulate` (one policy, one scenario).
+
+``ours`` sees the simulation through :mod:`deployments._sim_ours` (status,
+the real selector, failover); the ``oracle`` bound is :mod:`deployments._sim_oracle`.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +12,18 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployments.failover import (
-    FailoverPolicy,
-    classify_failure,
-    failover_request,
-    plan_failover,
-    publication_key,
-    record_failure,
-)
+from deployments._sim_oracle import pick_oracle
+from deployments._sim_ours import decide, fail_over, simulated_status
+from deployments.failover import FailoverPolicy, publication_key
 from deployments.history import RunHistory, RunTimings
-from deployments.select import Decision, JobRequest, SelectionPolicy, rank_facilities
+from deployments.select import Decision, SelectionPolicy
 from deployments.simulate_model import Scenario, site_deployment
-from deployments.state import FacilityState, FacilityStatus, Outage
+from deployments.state import FacilityStatus
 
 __all__ = ["POLICIES", "SimJob", "Simulator"]
 
-POLICIES = ("round-robin", "shortest-backlog", "ours")
+#: ``oracle`` is a clairvoyant reference bound (:mod:`deployments._sim_oracle`), not a policy
+POLICIES = ("round-robin", "shortest-backlog", "ours", "oracle")
 
 
 @dataclass
@@ -44,6 +44,10 @@ class SimJob:
     ran_at: float = 0.0
     finished: float | None = None
     token: int = 0  # bumps on failover: stale events are ignored
+    stage_end: float = 0.0  # when the stage-in under way ends
+    run_end: float = 0.0  # when the run under way ends
+    #: ``oracle`` only: (site, time) it is held client-side for
+    hold: tuple[str, float] | None = None
 
 
 def _lognormal(rng: random.Random, mean: float, std: float) -> float:
@@ -143,6 +147,8 @@ class Simulator:
             return self.pick_rr(job)
         if self.policy == "shortest-backlog":
             return self.pick_sb(job)
+        if self.policy == "oracle":
+            return pick_oracle(self, job)
         decision = self.decide(job)
         if decision.chosen is not None:
             job.decision = decision
@@ -169,6 +175,8 @@ class Simulator:
 
     def start_after(self, job: SimJob, site: str) -> float | None:
         """When the decision lets ``job`` be sent to ``site`` (``None``: now)."""
+        if self.policy == "oracle":
+            return job.hold[1] if job.hold is not None and job.hold[0] == site else None
         if job.decision is None:
             return None
         row = next((c for c in job.decision.ranked if c.facility == site), None)
@@ -215,7 +223,8 @@ class Simulator:
             self.transfer_queue[site].append((job, job.token, duration))
         else:
             self.transferring[site] += 1
-            self.push(self.now + duration, "staged", (job, job.token, site))
+            job.stage_end = self.now + duration
+            self.push(job.stage_end, "staged", (job, job.token, site))
 
     def next_transfer(self, site: str) -> None:
         """A transfer slot at ``site`` freed: start the next waiting transfer."""
@@ -224,7 +233,8 @@ class Simulator:
             job, token, duration = self.transfer_queue[site].pop(0)
             if token == job.token and job.phase == "staging":
                 self.transferring[site] += 1
-                self.push(self.now + duration, "staged", (job, token, site))
+                job.stage_end = self.now + duration
+                self.push(job.stage_end, "staged", (job, token, site))
                 return
 
     def on_staged(self, item: tuple[SimJob, int, str]) -> None:
@@ -259,7 +269,8 @@ class Simulator:
             self.running[site] += 1
             job.phase = "running"
             job.run_started = start
-            self.push(start + run_s, "ran", (job, job.token))
+            job.run_end = start + run_s
+            self.push(job.run_end, "ran", (job, job.token))
         self.release_held()
 
     def on_ran(self, item: tuple[SimJob, int]) -> None:
@@ -320,33 +331,7 @@ class Simulator:
                 if job.phase == "killed":
                     job.phase = "lost"  # no failover: the run is gone
                 continue
-            if job.phase == "staging":
-                self.staging[site] -= 1
-            elif job.phase == "queued":
-                self.queue[site].remove(job)
-            job.token += 1
-            failure = classify_failure(
-                {"code": "ActionUnableToRun", "description": "endpoint offline"}
-            )
-            fresh = self.decide(job)
-            published = self.history.publication(publication_key(f"job{job.index}"))
-            plan = plan_failover(
-                fresh,
-                failure,
-                tried=job.tried,
-                attempt=job.attempt,
-                published_by=None if published is None else published[0],
-            )
-            record_failure(self.history, job.run_id, plan, at=self.now)
-            if plan.relaunch and plan.facility is not None:
-                self.failovers += 1
-                job.decision = fresh
-                self.send(job, plan.facility)
-            elif failure.retryable and job.attempt < FailoverPolicy().max_attempts:
-                job.phase = "held"  # retried when capacity frees up
-                self.held.append(job)
-            else:
-                job.phase = "lost"
+            fail_over(self, job, site)
         self.release_held()
 
     def on_maintenance_end(self, site: str) -> None:
@@ -382,53 +367,8 @@ class Simulator:
 
     def status(self, site: str) -> FacilityStatus:
         """The simulated combined status of ``site`` (what the probes would report)."""
-        s = self.sites[site]
-        lag = self.sc.detection_lag_s
-        detected = self.down_at[site] + lag <= self.now < self.up_at[site] + lag
-        outages = (
-            () if s.maintenance is None else (Outage(*s.maintenance, True, "planned maintenance"),)
-        )
-        if detected:
-            return FacilityStatus(
-                site, "simulation", FacilityState.DOWN, self.now, "endpoint offline", outages
-            )
-        busy = s.nodes if self.is_down(site) else self.running[site]
-        queued = len(self.queue[site])
-        in_window = s.maintenance is not None and s.maintenance[0] <= self.now < s.maintenance[1]
-        return FacilityStatus(
-            site,
-            "simulation",
-            FacilityState.DOWN if in_window else FacilityState.UP,
-            self.now,
-            "planned maintenance" if in_window else "endpoint online",
-            outages,
-            idle_workers=s.nodes - busy,
-            total_workers=s.nodes,
-            outstanding_tasks=busy + queued,
-        )
+        return simulated_status(self, site)
 
     def decide(self, job: SimJob) -> Decision:
         """The real selector's decision for ``job`` now."""
-        request = JobRequest(
-            dataset=f"job{job.index}",
-            bytes_in=int(self.sc.dataset_mb * 1e6),
-            frames=self.sc.frames,
-            pixels=self.sc.pixels,
-            bytes_out=int(self.sc.result_mb * 1e6),
-            allow_local=False,
-        )
-        if job.tried:
-            request = failover_request(request, job.tried)
-        statuses = {n: self.status(n) for n in self.order}
-        rates = {n: self.history.learned_rates(d) for n, d in self.deployments.items()}
-        # ours in flight: staging in (not in the endpoint status yet) or held for a window
-        inflight = {n: self.staging[n] + self.deferred[n] for n in self.order}
-        return rank_facilities(
-            request,
-            self.deployments.values(),
-            statuses,
-            rates,
-            now=self.now,
-            policy=self.selection,
-            inflight=inflight,
-        )
+        return decide(self, job)

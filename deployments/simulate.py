@@ -13,6 +13,13 @@ Policies:
 ``shortest-backlog``
     The site with the fewest waiting jobs (staging in or queued), if below
     a cap; otherwise the job is held client-side until one is. No status.
+``oracle``
+    Not a policy: a clairvoyant reference bound (:mod:`deployments._sim_oracle`)
+    that knows every future outage, the exact queue state and the
+    simulation's own draws, and puts each job where it completes first
+    (greedy earliest completion, never into an outage, never where a job
+    would be lost). It shows what was achievable; the real selector never
+    uses it.
 ``ours``
     The real :func:`deployments.select.select_facility`, fed simulated
     status (endpoint online/offline, idle workers, outstanding tasks, the
@@ -128,21 +135,25 @@ def simulate(
 
     ``nodes`` overrides the node count of every site (the scenario's
     assumption; see :mod:`deployments.simulate_model`). The ratios of ours to
-    shortest backlog are given both ways: over all jobs (a lost job never
-    finishes) and over completed jobs only.
+    shortest backlog (``ours_vs_shortest_backlog_median``) and of the
+    clairvoyant bound to it (``oracle_vs_shortest_backlog_median``) are given
+    both ways: over all jobs (a lost job never finishes) and over completed
+    jobs only (suffix ``_completed``).
     """
     sc = with_nodes(scenario(scenario_name), nodes)
     chosen = policies or list(POLICIES)
     results = {p: run_simulation(sc, p, seed=seed).to_dict() for p in chosen}
     out: dict[str, Any] = {"scenario": sc.to_dict(), "seed": seed, "policies": results}
-    if "ours" in results and "shortest-backlog" in results:
+    for name in ("ours", "oracle"):
+        if name not in results or "shortest-backlog" not in results:
+            continue
         for key, suffix in (
             ("median_latency_s", ""),
             ("median_latency_completed_s", "_completed"),
         ):
-            ours = results["ours"][key]
+            value = results[name][key]
             sb = results["shortest-backlog"][key]
-            out["ours_vs_shortest_backlog_median" + suffix] = (
-                round(ours / sb, 3) if ours and sb else None
+            out[f"{name}_vs_shortest_backlog_median{suffix}"] = (
+                round(value / sb, 3) if value and sb else None
             )
     return out

@@ -18,6 +18,7 @@ __all__ = [
     "GlobusRunNotFound",
     "GlobusServiceError",
     "JSONPathError",
+    "LaunchCancelled",
     "LoginRequired",
     "RunNotFound",
     "RunWaitTimeout",
@@ -81,6 +82,22 @@ class RunWaitTimeout(XPCSFlowsError, TimeoutError):
         super().__init__(f"flow run {run_id} still ACTIVE after {timeout:g} s")
         self.run_id = run_id
         self.timeout = timeout
+
+
+class LaunchCancelled(XPCSFlowsError):
+    """A launch held client-side (deferred past a planned window) was cancelled.
+
+    Nothing was sent to ``facility``. ``start_after`` is the POSIX time the
+    hold was waiting for.
+    """
+
+    def __init__(self, dataset: str, *, facility: str, start_after: float) -> None:
+        super().__init__(
+            f"held launch of {dataset!r} for {facility} cancelled before anything was sent"
+        )
+        self.dataset = dataset
+        self.facility = facility
+        self.start_after = start_after
 
 
 class ActionError(XPCSFlowsError):

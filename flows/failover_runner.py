@@ -13,7 +13,9 @@ attempts share one publication key, and the publish step claims it before
 publishing (:mod:`flows.publication_guard` locally; on Globus the claim is
 taken when the run is seen succeeding and checked before any relaunch), so
 a dataset is never published twice. A run that failed in a publish state
-is not relaunched (its results may be partly published).
+is not relaunched (its results may be partly published). A relaunch on a
+facility deferred past a planned window (``defer_planned``) is held until
+then, as a first launch is (:mod:`flows.launch_hold`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from deployments import (
     record_failure,
 )
 from flows.errors import RunWaitTimeout
-from flows.launch import LaunchRequest, choose_facility, start_attempt
+from flows.launch import LaunchRequest, start_attempt
+from flows.launch_hold import LaunchHold, choose_facility, hold_failover, too_late
 from flows.local import ActionProvider
 from flows.publication_guard import PUBLISH_STATES
 from flows.run_handle import Run
@@ -49,6 +52,7 @@ def run_with_failover(
     chooser: FacilityChooser | None = None,
     providers_for: Callable[[str], Mapping[str, ActionProvider] | None] | None = None,
     flow_client: Any = None,
+    hold: LaunchHold | None = None,
 ) -> Run:
     """Run ``request`` to its end, failing over after infrastructure failures.
 
@@ -69,16 +73,27 @@ def run_with_failover(
         Facility name -> local providers replacing the defaults (fault injection).
     flow_client
         The Globus client to start runs with (default: the logged-in user's).
+    hold
+        How a launch or relaunch is held while its facility is deferred past
+        a planned window (only with a chooser whose policy has
+        ``defer_planned=True``; see :mod:`flows.launch_hold`).
 
     Returns
     -------
     Run
         The last attempt (SUCCEEDED, or FAILED when no relaunch was possible);
         ``Run.attempts`` lists the earlier ones.
+
+    Raises
+    ------
+    LaunchCancelled
+        A hold before the first launch or a relaunch was cancelled: nothing
+        more was sent (a failed attempt is in the history with its plan).
     """
     pol = policy or FailoverPolicy()
+    how = hold or LaunchHold()
     deadline = None if timeout is None else time.monotonic() + timeout
-    facility, decision = choose_facility(request, chooser=chooser)
+    facility, decision = choose_facility(request, chooser=chooser, hold=how)
     other_engine = [n for n in request.deployments if n not in request.engine_deployments()]
     tried: list[str] = []
     earlier: list[str] = []
@@ -122,10 +137,12 @@ def run_with_failover(
                     failure,
                 )
             else:
+                # a deferred facility free only beyond the hold limit is not a relaunch target
+                late = too_late(decision, now=how.clock(), budget_s=how.max_hold_s)
                 plan = plan_failover(
                     decision,
                     failure,
-                    tried=[*tried, *other_engine],
+                    tried=[*tried, *other_engine, *late],
                     attempt=attempt,
                     published_by=None if owner is None else owner[0],
                     policy=pol,
@@ -133,6 +150,9 @@ def run_with_failover(
             record_failure(history, run.run_id, plan, at=time.time())
         if not plan.relaunch or plan.facility is None:
             return run
+        if decision is not None:
+            # nothing is sent to a facility before its planned window is over
+            hold_failover(request, decision, plan.facility, how)
         earlier.append(run.run_id)
         previous = run.run_id
         facility = plan.facility

@@ -11,7 +11,9 @@
 
 :func:`launch` checks the input before anything starts (the files exist, the
 q-map reads, the options are valid, the facility is known or ``"auto"``),
-asks the facility chooser when ``facility="auto"``, records the decision and
+asks the facility chooser when ``facility="auto"`` (:func:`choose_facility`,
+in :mod:`flows.launch_hold`, which also holds a launch deferred past a
+planned window when the chooser's policy allows that), records the decision and
 the start in the run history and the run index, and starts the flow: on the
 local engine in a background thread (the caller is not blocked unless
 ``wait=True``), or on Globus Flows (label ``<dataset> @ <facility>``, tags,
@@ -32,7 +34,6 @@ from typing import Any, Literal
 from deployments import (
     Decision,
     Deployment,
-    FacilityChooser,
     JobRequest,
     RunHistory,
     load_deployments,
@@ -40,6 +41,7 @@ from deployments import (
 )
 from flows.globus_runs import LABEL_MAX, run_label
 from flows.launch_engines import standard_tags, start_globus, start_local
+from flows.launch_hold import LaunchHold, choose_facility
 from flows.local import default_state_db
 from flows.run_handle import Run, RunOutputs
 from flows.run_index import RunIndex, RunIndexEntry
@@ -49,6 +51,7 @@ from xpcs_kernel.options import CorrelationOptions
 __all__ = [
     "ENGINES",
     "EngineName",
+    "LaunchHold",
     "LaunchRequest",
     "Run",
     "RunOutputs",
@@ -205,41 +208,6 @@ def prepare_launch(
         job=_job(raw_path, dataset),
         deployments=dict(found.deployments),
     )
-
-
-def choose_facility(
-    request: LaunchRequest, *, chooser: FacilityChooser | None = None
-) -> tuple[str, Decision | None]:
-    """The facility to run on first, and the decision (``None`` when one was named).
-
-    With ``facility="auto"`` the chooser ranks every deployment; the run goes
-    to the best one that runs on the request's engine (a local engine run
-    therefore goes to a local deployment even when a remote one ranks first;
-    the decision is reported anyway).
-
-    Raises
-    ------
-    NoFacilityAvailable
-        No deployment of the request's engine is eligible.
-    """
-    if request.facility != "auto":
-        return request.facility, None
-    from deployments import NoFacilityAvailable
-
-    if chooser is None:
-        with RunHistory(request.db_path) as history:
-            chooser = FacilityChooser(history=history)
-            decision = chooser.decide(request.job)
-    else:
-        decision = chooser.decide(request.job)
-    others = [n for n in request.deployments if n not in request.engine_deployments()]
-    best = decision.next_after(others)
-    if best is None:
-        raise NoFacilityAvailable(
-            f"no {request.engine}-engine facility can run {request.dataset!r}",
-            table=decision.table(),
-        )
-    return best.facility, decision
 
 
 def start_attempt(

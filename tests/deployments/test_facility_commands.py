@@ -69,9 +69,16 @@ def test_simulate_text_all_policies() -> None:
         "scenario paper, seed 0, 20 batches of 16 jobs, "
         "nodes per site theta 64, summit 64, cori 64"
     )
-    assert [line.split()[0] for line in lines[2:5]] == ["round-robin", "shortest-backlog", "ours"]
-    assert lines[-1].startswith("ours / shortest-backlog median latency: 0.")
-    assert "(completed jobs only)" in lines[-1]
+    assert [line.split()[0] for line in lines[2:6]] == [
+        "round-robin",
+        "shortest-backlog",
+        "ours",
+        "oracle",
+    ]
+    assert lines[-2].startswith("ours / shortest-backlog median latency: 0.")
+    assert "(completed jobs only)" in lines[-2]
+    assert lines[-1].startswith("oracle / shortest-backlog median latency: 0.")
+    assert lines[-1].endswith("[clairvoyant bound, not a policy]")
 
 
 def test_simulate_nodes_option() -> None:
