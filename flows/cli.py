@@ -12,12 +12,13 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from xpcs_kernel import __version__
 from xpcs_kernel.errors import ConfigurationError, UsageError, XPCSFlowsError
+from xpcs_kernel.process_exit import exit_process
 
 __all__ = ["EXIT_FAILURE", "EXIT_USAGE", "LAZY_COMMANDS", "LazyGroup", "cli", "main"]
 
@@ -109,5 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
+def console_main() -> NoReturn:
+    """The ``xpcs-flows`` console script: :func:`main`, then a quick process exit."""
+    exit_process(main())
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console_main()

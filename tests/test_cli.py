@@ -59,3 +59,26 @@ def test_console_script_runs_as_module() -> None:
     )
     assert proc.returncode == 0
     assert __version__ in proc.stdout
+
+
+def test_console_main_keeps_output_and_exit_code() -> None:
+    """The console entry ends the process quickly (exit_process) without losing output."""
+    script = (
+        "import sys; from flows.cli import console_main; sys.argv[1:] = {args!r}; console_main()"
+    )
+    ok = subprocess.run(
+        [sys.executable, "-c", script.format(args=["--version"])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ok.returncode == 0
+    assert __version__ in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-c", script.format(args=["no-such-command"])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "no-such-command" in bad.stderr

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from xpcs_kernel import __version__
 from xpcs_kernel.cli import correlate_command, synth_command
 from xpcs_kernel.errors import ConfigurationError, UsageError, XPCSFlowsError
+from xpcs_kernel.process_exit import exit_process
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,4 +33,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

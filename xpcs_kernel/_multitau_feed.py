@@ -24,7 +24,7 @@ from xpcs_kernel._multitau_dense import dense_feed, densify_csr
 from xpcs_kernel._multitau_state import CorrelatorState
 from xpcs_kernel.errors import UsageError
 
-__all__ = ["FeedEngine", "shared_pool"]
+__all__ = ["FeedEngine", "shared_pool", "shutdown_shared_pool"]
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
@@ -47,6 +47,16 @@ def shared_pool(n_threads: int) -> ThreadPoolExecutor:
             _POOL = ThreadPoolExecutor(n_threads, thread_name_prefix="multitau")
             _POOL_SIZE = n_threads
         return _POOL
+
+
+def shutdown_shared_pool() -> None:
+    """Stop the shared worker threads (a later call starts new ones)."""
+    global _POOL, _POOL_SIZE
+    with _POOL_LOCK:
+        if _POOL is not None:
+            _POOL.shutdown(wait=True)
+        _POOL = None
+        _POOL_SIZE = 0
 
 
 _KERNEL_DTYPES = frozenset(

@@ -20,7 +20,9 @@ __all__ = ["accumulate_chunk"]
 _BLOCK = 4096
 
 
-@njit(parallel=True, nogil=True, cache=True)
+# Reassociation lets LLVM vectorise the per-frame total (a float64 reduction);
+# integer counts stay exact (every partial sum is an integer below 2^53).
+@njit(parallel=True, nogil=True, cache=True, fastmath={"reassoc", "contract"})
 def _accumulate(
     flat: Any, valid: Any, pixel_sums: Any, partial: Any
 ) -> None:  # pragma: no cover - compiled
@@ -29,12 +31,15 @@ def _accumulate(
     for b in prange(nblocks):
         lo = b * _BLOCK
         hi = min(lo + _BLOCK, npix)
+        sums = pixel_sums[lo:hi]
+        weight = valid[lo:hi]
         for t in range(n):
+            row = flat[t, lo:hi]
             s = 0.0
-            for p in range(lo, hi):
-                v = np.float64(flat[t, p])
-                pixel_sums[p] += v
-                s += v * valid[p]
+            for p in range(hi - lo):
+                v = np.float64(row[p])
+                sums[p] += v
+                s += v * weight[p]
             partial[b, t] = s
 
 

@@ -12,20 +12,17 @@ sparse event lists) and keeps a state whose size grows with ``log2 N`` only
 (876 bytes per correlated pixel for 10,000 frames, :func:`state_nbytes`);
 :func:`multitau` is the eager wrapper.
 
-Performance notes (``benchmarks/multitau_kernel.py``, 2-core AMD EPYC VM
-shared with other jobs, load average 2.4-3.5): 256x256 x 2000 uint8 frames in
-one call ran at 1.4e9 pixel-frames/s wall and per core of CPU time (the
-kernel's author measured 1.6-1.8e9 on a quieter machine). A call reads and
-writes the state of the levels that receive frames (about 0.9 kB per pixel
-for 32-128 frames, 10-15 ms per Mpx), so small chunks cost more per frame:
-1 Mpx x 1000 frames ran at 0.8e9 per core in 128-frame chunks, 0.75e9 in
-100-frame chunks and 0.55e9 in 58-frame chunks (3e8 before levels without
-new frames were skipped and the upper-level carries and totals were derived).
-:func:`stream_memory_budget` sizes the pipeline's chunks from the state: the
-whole ``correlate_file`` run on 1 Mpx x 10,000 uint8 LZ4 frames peaked at
-1.35 GiB RSS (1.44 GB; 58-frame chunks) against 1.65 GiB before. Products
-are float32 (frames converted per tile), summed in float32 over at most 32
-frames and accumulated in float64.
+Performance notes (2-core AMD EPYC VM, quiet; ``benchmarks/``): the eager
+:func:`multitau` feeds pixel groups with an L2-sized state
+(:mod:`xpcs_kernel._multitau_eager`): 256x256 x 2000 uint8 frames with a real
+q-map (50,644 correlated pixels) in 0.034 s, 3.8e9 detector pixel-frames/s,
+reduction included; 1 Mpx x 500 frames in 0.165 s, 3.2e9. The streaming
+correlator reads and writes the state of the levels that receive frames (about
+0.9 kB per pixel for 32-128 frames), so small chunks cost more per frame (1 Mpx
+in 58-128 frame chunks: 1.1-1.7e9); :func:`stream_memory_budget` sizes the
+pipeline's chunks from the state, and ``correlate_file`` on 1 Mpx x 10,000
+uint8 LZ4 frames peaked at 1.38 GB RSS. Products are float32 (frames converted
+per tile), summed in float32 over at most 32 frames and accumulated in float64.
 """
 
 from __future__ import annotations

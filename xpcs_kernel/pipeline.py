@@ -36,11 +36,11 @@ from xpcs_kernel.io import (
 from xpcs_kernel.metadata import RawMetadata, read_raw_metadata
 from xpcs_kernel.multitau import (
     G2Result,
-    MultiTauCorrelator,
     PixelBins,
     choose_path,
     stream_memory_budget,
 )
+from xpcs_kernel.multitau_sink import MultiTauSink
 from xpcs_kernel.options import CorrelationOptions
 from xpcs_kernel.qmap import QMap, read_qmap
 from xpcs_kernel.result import ResultMetadata, write_result
@@ -293,7 +293,7 @@ def correlate_file(
             use_sparse = _choose_sparse(source, selection, opts.path)
 
             mt = (
-                MultiTauCorrelator(n_pixels, pixel_index=pixel_index)
+                MultiTauSink(n_pixels, pixel_index=pixel_index, n_frames=n_out)
                 if opts.wants_multitau
                 else None
             )

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from flows.cli import main as cli_main
+from xpcs_kernel import multitau_sink
 from xpcs_kernel.errors import CorrelationError, FrameFormatError, QMapError, UsageError
 from xpcs_kernel.io import write_hdf5_frames, write_imm, write_rigaku
 from xpcs_kernel.options import CorrelationOptions
@@ -91,6 +92,27 @@ def test_dense_and_sparse_paths_agree(dataset: dict[str, Any], tmp_path: Path) -
     sparse = read_result(_run(dataset, raw, tmp_path / "s.h5", path="sparse").output)
     np.testing.assert_allclose(sparse.g2, dense.g2, rtol=1e-6)
     np.testing.assert_allclose(sparse.g2_err, dense.g2_err, rtol=1e-5, atol=1e-9)
+
+
+def test_streamed_and_in_memory_multitau_agree(
+    dataset: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stack that fits is correlated in memory; a bigger one streams: same g2."""
+    modes: list[bool] = []
+    real_g2 = multitau_sink.MultiTauSink.g2
+
+    def spy(self: multitau_sink.MultiTauSink, bins: Any) -> Any:
+        modes.append(self.in_memory)
+        return real_g2(self, bins)
+
+    monkeypatch.setattr(multitau_sink.MultiTauSink, "g2", spy)
+    raw = dataset["paths"]["lz4"]
+    gathered = read_result(_run(dataset, raw, tmp_path / "m.h5", chunk_frames=64).output)
+    monkeypatch.setattr(multitau_sink, "IN_MEMORY_BYTES", 0)
+    streamed = read_result(_run(dataset, raw, tmp_path / "s.h5", chunk_frames=64).output)
+    assert modes == [True, False]
+    np.testing.assert_allclose(gathered.g2, streamed.g2, rtol=1e-12)
+    np.testing.assert_allclose(gathered.g2_err, streamed.g2_err, rtol=1e-9, atol=1e-15)
 
 
 def test_summary_reports_sizes_and_fits(dataset: dict[str, Any], tmp_path: Path) -> None:
