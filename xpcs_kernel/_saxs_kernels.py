@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit, prange
 from numpy.typing import NDArray
 
-__all__ = ["accumulate_chunk"]
+__all__ = ["accumulate_chunk", "accumulate_events"]
 
 _BLOCK = 4096
 
@@ -68,3 +68,40 @@ def accumulate_chunk(
     _accumulate(np.ascontiguousarray(flat), valid, pixel_sums, partial)
     totals: NDArray[np.float64] = partial.sum(axis=0)
     return totals
+
+
+@njit(nogil=True, cache=True)
+def _accumulate_events(
+    indptr: Any, pixels: Any, counts: Any, valid: Any, pixel_sums: Any, totals: Any
+) -> int:  # pragma: no cover - compiled
+    n_pixels = pixel_sums.size
+    for i in range(indptr.size - 1):
+        s = 0.0
+        for e in range(indptr[i], indptr[i + 1]):
+            p = pixels[e]
+            if p < 0 or p >= n_pixels:
+                return e
+            v = np.float64(counts[e])
+            pixel_sums[p] += v
+            s += v * valid[p]
+        totals[i] = s
+    return -1
+
+
+def accumulate_events(
+    indptr: NDArray[np.int64],
+    pixels: NDArray[Any],
+    counts: NDArray[Any],
+    valid: NDArray[np.float64],
+    pixel_sums: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], int]:
+    """Add the events of a CSR chunk to ``pixel_sums``; return per-frame valid totals.
+
+    One pass over the events (no per-event temporaries): frame ``i`` adds
+    ``counts[e]`` at ``pixels[e]`` for ``e`` in ``indptr[i]:indptr[i + 1]``.
+    Returns ``(totals, bad)`` where ``bad`` is the index of the first event
+    whose pixel is out of range (the pass stops there), else -1.
+    """
+    totals = np.zeros(indptr.size - 1, dtype=np.float64)
+    bad = _accumulate_events(indptr, pixels, counts, valid, pixel_sums, totals)
+    return totals, int(bad)

@@ -42,6 +42,7 @@ from xpcs_kernel._multitau_state import CorrelatorState
 from xpcs_kernel.errors import UsageError
 
 __all__ = [
+    "EVENTS_CROSSOVER",
     "SPARSE_CROSSOVER",
     "DelayScheme",
     "G2Result",
@@ -57,6 +58,10 @@ __all__ = [
 SPARSE_CROSSOVER = 0.0
 """Occupancy (fraction of pixel-frames with counts) below which converting
 dense frames to events pays: never, as measured (see :func:`choose_path`)."""
+
+EVENTS_CROSSOVER = 0.1
+"""Occupancy below which event data (sparse IMM, Rigaku) stay events rather
+than being densified in the reader, as measured (see :func:`choose_path`)."""
 
 _EAGER_CHUNK_BYTES = 1 << 26
 _EAGER_GROUP_BYTES = 2 << 20  # correlator state per pixel group of the eager dense path (L2-sized)
@@ -187,7 +192,7 @@ class MultiTauCorrelator:
         return obj
 
 
-def choose_path(occupancy: float) -> Literal["dense", "sparse"]:
+def choose_path(occupancy: float, *, events: bool = False) -> Literal["dense", "sparse"]:
     """Pick the correlation path for data with the given occupancy.
 
     Parameters
@@ -195,30 +200,41 @@ def choose_path(occupancy: float) -> Literal["dense", "sparse"]:
     occupancy : float
         Fraction of pixel-frames with a non-zero count (photons per pixel per
         frame is an upper bound), in ``[0, 1]``.
+    events : bool, optional
+        Whether the data already are event lists (sparse IMM, Rigaku); else
+        dense frames.
 
     Returns
     -------
     {"dense", "sparse"}
-        ``"sparse"`` below :data:`SPARSE_CROSSOVER` (0: always ``"dense"``).
+        Dense frames: ``"sparse"`` below :data:`SPARSE_CROSSOVER` (0: always
+        ``"dense"``). Event lists: ``"sparse"`` below :data:`EVENTS_CROSSOVER`.
 
     Notes
     -----
     :meth:`MultiTauCorrelator.feed_sparse` scatters the events into uint16
-    blocks (threads over frames) and runs the dense kernel, so event data are
-    never slower than densifying them chunk by chunk and give identical sums.
-    Converting *dense* frames to events only adds work: on the 2-core
-    development VM (``benchmarks/multitau_kernel.py --case sparse``, 256x256 x
-    1000 frames, 2 threads) the event path ran at 0.6-1.2e9 pixel-frames/s at
-    occupancies 0.001-0.2 against 1.3-1.5e9 for the dense uint8 frames. An
-    event-pair algorithm (a prototype) was already slower than dense at 0.05
-    photons/pixel/frame and its gain is bounded: level 0 is about 2/3 of the
-    dense work and upper levels are dense after a few binnings. Hence a
-    crossover of 0; raise :data:`SPARSE_CROSSOVER` only with a measurement.
+    blocks (threads over frames) and runs the dense kernel, so both paths give
+    identical sums. Converting *dense* frames to events only adds work: on the
+    2-core development VM (``benchmarks/multitau_kernel.py --case sparse``,
+    256x256 x 1000 frames, 2 threads) the event path ran at 0.6-1.2e9
+    pixel-frames/s at occupancies 0.001-0.2 against 1.3-1.5e9 for the dense
+    uint8 frames. An event-pair algorithm (a prototype) was already slower
+    than dense at 0.05 photons/pixel/frame and its gain is bounded: level 0 is
+    about 2/3 of the dense work and upper levels are dense after a few
+    binnings. Hence a crossover of 0 for dense frames.
+
+    For event files the question is whether to keep the events (the reader
+    hands CSR chunks to the SAXS pass and the correlator) or to densify whole
+    frames in the reader. The whole ``xpcs-flows correlate`` command on a
+    512x1024 x 2000 Rigaku file (``benchmarks/kernel.py --workload sparse``)
+    took 1.0-1.3 s against 1.8-1.9 s at 0.001 photons/pixel/frame, 1.2 s
+    against 1.8-2.1 s at 0.01 and 2.5-3.2 s against 2.9 s at 0.1, hence
+    :data:`EVENTS_CROSSOVER` = 0.1.
     """
     occ = float(occupancy)
     if not 0.0 <= occ <= 1.0:
         raise UsageError(f"must lie in [0, 1], got {occupancy!r}", argument="occupancy")
-    return "sparse" if occ < SPARSE_CROSSOVER else "dense"
+    return "sparse" if occ < (EVENTS_CROSSOVER if events else SPARSE_CROSSOVER) else "dense"
 
 
 def multitau(

@@ -449,4 +449,4 @@ def _choose_sparse(source: FrameSource, selection: FrameSelection, path: str) ->
     n_pixels = source.frame_shape[0] * source.frame_shape[1]
     # averaging sums events of avg frames: the occupancy seen by the correlator grows
     occupancy = min(1.0, sample.counts.size / max(1, sample.n_frames * n_pixels) * selection.avg)
-    return choose_path(occupancy) == "sparse"
+    return choose_path(occupancy, events=True) == "sparse"

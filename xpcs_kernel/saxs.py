@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from xpcs_kernel._saxs_kernels import accumulate_chunk
+from xpcs_kernel._saxs_kernels import accumulate_chunk, accumulate_events
 from xpcs_kernel.errors import CorrelationError, FrameFormatError, UsageError
 from xpcs_kernel.qmap import QMap
 
@@ -171,22 +171,26 @@ class SaxsAccumulator:
                 key="indptr",
                 found=f"indptr [{ptr[0]}..{ptr[-1]}], {pix.size} pixels, {cnt.size} counts",
             )
-        if pix.size and (pix.min() < 0 or pix.max() >= self._n_pixels):
-            raise FrameFormatError(
-                f"pixel indices must lie in [0, {self._n_pixels})", key="pixels"
-            )
+        if pix.size and not np.issubdtype(pix.dtype, np.integer):
+            raise FrameFormatError("pixel indices must be integers", key="pixels")
         if n_frames == 0:
             return
-        start = self._reserve(int(n_frames))
-        weights = cnt.astype(np.float64)
-        frame_of = np.repeat(np.arange(n_frames), np.diff(ptr))
-        valid_w = weights * self._mask_f[pix]
-        per_frame = np.bincount(frame_of, weights=valid_w, minlength=n_frames)
-        self._intensity[start : start + n_frames] = per_frame / self._n_valid
-        for k, lo, hi in self._segments(start, int(n_frames)):
-            a, b = int(ptr[lo]), int(ptr[hi])
-            sums = np.bincount(pix[a:b], weights=weights[a:b], minlength=self._n_pixels)
-            self._add(k, sums.astype(np.float64, copy=False))
+        # one compiled pass per segment part: per-pixel sums and per-frame valid totals
+        parts = []
+        for k, lo, hi in self._segments(self._fed, int(n_frames)):
+            sums = np.zeros(self._n_pixels, dtype=np.float64)
+            totals, bad = accumulate_events(ptr[lo : hi + 1], pix, cnt, self._mask_f, sums)
+            if bad >= 0:
+                raise FrameFormatError(
+                    f"pixel indices must lie in [0, {self._n_pixels})",
+                    key="pixels",
+                    found=f"{pix[bad]} (event {bad})",
+                )
+            parts.append((k, lo, hi, sums, totals))
+        start = self._reserve(int(n_frames))  # only once the whole chunk is valid
+        for k, lo, hi, sums, totals in parts:
+            self._intensity[start + lo : start + hi] = totals / self._n_valid
+            self._add(k, sums)
 
     def _add(self, segment: int, pixel_sums: NDArray[np.float64]) -> None:
         """Add per-pixel sums over some frames of ``segment``."""

@@ -305,6 +305,10 @@ def test_choose_path() -> None:
     assert choose_path(1.0) == "dense"
     assert choose_path(0.5) == "dense"
     assert choose_path(0.0) in ("dense", "sparse")
+    # event files stay events below the measured crossover
+    assert choose_path(0.01, events=True) == "sparse"
+    assert choose_path(0.099, events=True) == "sparse"
+    assert choose_path(0.5, events=True) == "dense"
 
 
 def test_long_bright_series_do_not_drift() -> None:

@@ -115,6 +115,19 @@ def test_streamed_and_in_memory_multitau_agree(
     np.testing.assert_allclose(gathered.g2_err, streamed.g2_err, rtol=1e-9, atol=1e-15)
 
 
+def test_auto_path_follows_event_occupancy(dataset: dict[str, Any], tmp_path: Path) -> None:
+    """Event files stay events when sparse (below EVENTS_CROSSOVER), else are densified."""
+    rng = np.random.default_rng(12)
+    sparse_frames = rng.poisson(0.02, size=(120, 32, 40)).astype(np.uint16)
+    raw = tmp_path / "sparse.bin"
+    write_rigaku(raw, sparse_frames)
+    assert _run(dataset, raw, tmp_path / "a.h5", path="auto").path == "sparse"
+    assert (
+        _run(dataset, dataset["paths"]["rigaku"], tmp_path / "b.h5", path="auto").path == "dense"
+    )
+    assert _run(dataset, dataset["paths"]["lz4"], tmp_path / "c.h5", path="auto").path == "dense"
+
+
 def test_summary_reports_sizes_and_fits(dataset: dict[str, Any], tmp_path: Path) -> None:
     summary = _run(dataset, dataset["paths"]["lz4"], tmp_path / "r.h5", fit=True)
     qmap: QMap = dataset["truth"].qmap

@@ -107,6 +107,11 @@ def test_bad_input() -> None:
     with pytest.raises(FrameFormatError) as ferr:
         acc.feed_sparse(1, np.array([0, 2]), np.array([0, 99]), np.array([1, 1]))
     assert ferr.value.key == "pixels"
+    assert "99" in str(ferr.value)
+    with pytest.raises(FrameFormatError) as ferr:
+        acc.feed_sparse(1, np.array([0, 2]), np.array([-1, 0]), np.array([1, 1]))
+    assert ferr.value.key == "pixels"
+    assert acc.frames_fed == 3  # a rejected chunk changes nothing
     with pytest.raises(FrameFormatError) as ferr:
         acc.feed_sparse(1, np.array([0, 3]), np.array([0, 1]), np.array([1, 1]))
     assert ferr.value.key == "indptr"
