@@ -1,30 +1,31 @@
 """Runs on Globus Flows: start, read, read the logs of, cancel, and find a run by tag.
 
 Every call takes either a globus-sdk client or a :class:`~globus_sdk.GlobusApp`
-to build one with. Globus API errors become our errors with clear messages:
-404 on a run is :class:`~flows.errors.GlobusRunNotFound`, 401/403
+to build one with. Globus API errors become our errors with clear messages
+(:func:`~flows.globus_error_map.map_globus_error`): 404 on a run is
+:class:`~flows.errors.GlobusRunNotFound`, 401/403
 :class:`~flows.errors.GlobusPermissionError`, anything else (5xx, network)
 :class:`~flows.errors.GlobusServiceError`; each keeps the HTTP status, the
 service's error code and request id.
+
+The run record (:class:`GlobusRun`, in :mod:`flows.globus_run_record`) and the
+checks of a run request (label, principals, body, in
+:mod:`flows.globus_run_request`) are importable from here too.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import globus_sdk
 
-from flows.errors import (
-    FlowNotFound,
-    GlobusPermissionError,
-    GlobusRunNotFound,
-    GlobusServiceError,
-    RunWaitTimeout,
-)
+from flows.errors import RunWaitTimeout
+from flows.globus_error_map import map_globus_error
+from flows.globus_run_record import FINAL_STATUSES, GlobusRun
+from flows.globus_run_request import LABEL_MAX, principal_urns, run_body, run_label
 from xpcs_kernel.errors import UsageError, XPCSFlowsError
 
 __all__ = [
@@ -43,168 +44,6 @@ __all__ = [
     "start_globus_run",
     "wait_globus_run",
 ]
-
-#: The Flows service refuses run labels longer than this.
-LABEL_MAX = 64
-#: Run statuses after which a run never changes again.
-FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "ENDED"})
-_PRINCIPAL_PREFIXES = ("urn:globus:auth:identity:", "urn:globus:groups:id:")
-
-
-def map_globus_error(
-    exc: globus_sdk.GlobusError,
-    *,
-    operation: str,
-    run_id: str | None = None,
-    flow_id: str | None = None,
-) -> XPCSFlowsError:
-    """Our error for a globus-sdk error raised by ``operation``.
-
-    Parameters
-    ----------
-    exc
-        A :class:`~globus_sdk.GlobusAPIError` (the service answered) or another
-        globus-sdk error (for example a network error: it did not).
-    operation
-        What was asked (``run_flow``, ``get_run``, ``update_flow`` ...).
-    run_id, flow_id
-        What the request was about, kept on the error.
-    """
-    if not isinstance(exc, globus_sdk.GlobusAPIError):
-        return GlobusServiceError(
-            f"Globus could not be reached or answered unreadably: {exc}",
-            operation=operation,
-            run_id=run_id,
-            flow_id=flow_id,
-        )
-    status = exc.http_status
-    code = None if exc.code in (None, "Error") else str(exc.code)
-    request_id = getattr(exc, "request_id", None)
-    detail = (exc.message or exc.text or "(no message)")[:500]
-    if status == 404 and run_id is not None:
-        return GlobusRunNotFound(run_id, request_id=request_id)
-    kwargs: dict[str, Any] = {
-        "operation": operation,
-        "http_status": status,
-        "code": code,
-        "request_id": request_id,
-        "run_id": run_id,
-        "flow_id": flow_id,
-    }
-    if status == 404 and flow_id is not None:
-        return FlowNotFound(
-            f"no flow {flow_id} visible to you (deleted, or deployed by someone else): {detail}",
-            **kwargs,
-        )
-    if status in (401, 403):
-        return GlobusPermissionError(
-            f"Globus refused ({status} {code or ''}): {detail}; log in again with "
-            "`xpcs-flows login` (new consents may be needed), or ask the owner for access",
-            **kwargs,
-        )
-    return GlobusServiceError(f"Globus answered {status} {code or ''}: {detail}", **kwargs)
-
-
-def run_label(dataset: str, facility: str) -> str:
-    """The run label ``<dataset> @ <facility>``, at most :data:`LABEL_MAX` characters.
-
-    The dataset name is shortened (keeping its end, which usually tells
-    datasets apart, after an ellipsis) so that the facility always shows.
-    """
-    suffix = f" @ {facility}"
-    room = LABEL_MAX - len(suffix)
-    if room < 8:
-        return f"{dataset} @ {facility}"[:LABEL_MAX]
-    if len(dataset) > room:
-        dataset = "…" + dataset[-(room - 1) :]
-    return dataset + suffix
-
-
-def principal_urns(values: Sequence[str], *, argument: str) -> list[str]:
-    """Check that each value is a Globus identity or group URN (as Flows requires).
-
-    Raises
-    ------
-    UsageError
-        A value is not such a URN; ``argument`` names the parameter.
-    """
-    out = []
-    for value in values:
-        if not isinstance(value, str) or not value.startswith(_PRINCIPAL_PREFIXES):
-            raise UsageError(
-                f"{value!r} is not a Globus principal URN (urn:globus:auth:identity:<id> or "
-                "urn:globus:groups:id:<id>)",
-                argument=argument,
-            )
-        out.append(value)
-    return out
-
-
-@dataclass(frozen=True)
-class GlobusRun:
-    """One run as the Flows service reports it (``get_run``, ``run_flow``).
-
-    ``status`` is the Globus status (ACTIVE, INACTIVE, SUCCEEDED, FAILED, ENDED).
-    """
-
-    run_id: str
-    flow_id: str | None
-    status: str
-    label: str | None
-    tags: tuple[str, ...]
-    start_time: str | None
-    completion_time: str | None
-    display_status: str | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> GlobusRun:
-        """Build from a Flows run document."""
-        return cls(
-            run_id=str(doc.get("run_id") or doc["action_id"]),
-            flow_id=doc.get("flow_id"),
-            status=str(doc.get("status")),
-            label=doc.get("label"),
-            tags=tuple(doc.get("tags") or ()),
-            start_time=doc.get("start_time"),
-            completion_time=doc.get("completion_time"),
-            display_status=doc.get("display_status"),
-            details=dict(doc.get("details") or {}),
-        )
-
-    @property
-    def is_final(self) -> bool:
-        """Whether the run has ended."""
-        return self.status in FINAL_STATUSES
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly form, shaped like the local engine's run records."""
-        return {
-            "run_id": self.run_id,
-            "flow_id": self.flow_id,
-            "status": self.status,
-            "display_status": self.display_status or self.status,
-            "label": self.label,
-            "tags": list(self.tags),
-            "start_time": self.start_time,
-            "completion_time": self.completion_time,
-            "details": dict(self.details),
-        }
-
-
-def run_body(flow_input: Mapping[str, Any], *, function_ids: Mapping[str, str]) -> dict[str, Any]:
-    """The ``run_flow`` body: ``{"input": flow_input}`` with the deployed function ids.
-
-    ``function_ids`` (``DeployRecord.function_ids``) fill the keys the input
-    lacks; an input that names another id for one of them is refused.
-    """
-    merged = dict(flow_input)
-    for key, function_id in function_ids.items():
-        if merged.setdefault(key, function_id) != function_id:
-            raise UsageError(
-                f"{merged[key]!r} is not the deployed function {function_id!r}", argument=key
-            )
-    return {"input": merged}
 
 
 def start_globus_run(

@@ -14,32 +14,27 @@ import concurrent.futures
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
+from xpcs_kernel._pipeline_chunks import (
+    StageTimer,
+    choose_sparse,
+    normalize_chunk,
+    prefetch,
+    sx_feed,
+)
 from xpcs_kernel._version import __version__
 from xpcs_kernel.errors import CorrelationError, FrameFormatError
 from xpcs_kernel.fit import fit_diffusion, fit_g2
-from xpcs_kernel.io import (
-    FrameChunk,
-    FrameSelection,
-    FrameSource,
-    detect_format,
-    iter_chunks,
-    open_frames,
-)
+from xpcs_kernel.io import FrameSelection, detect_format, iter_chunks, open_frames
 from xpcs_kernel.metadata import RawMetadata, read_raw_metadata
-from xpcs_kernel.multitau import (
-    G2Result,
-    PixelBins,
-    choose_path,
-    stream_memory_budget,
-)
+from xpcs_kernel.multitau import G2Result, PixelBins, stream_memory_budget
 from xpcs_kernel.multitau_sink import MultiTauSink
 from xpcs_kernel.options import CorrelationOptions
 from xpcs_kernel.qmap import QMap, read_qmap
@@ -51,8 +46,6 @@ __all__ = ["CorrelationSummary", "ProgressCallback", "correlate_file", "sha256_f
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(frames_done, frames_total)`` after every chunk."""
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -118,63 +111,6 @@ def sha256_file(path: str | os.PathLike[str], *, block: int = 8 * 2**20) -> str:
         while chunk := handle.read(block):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _prefetch(iterator: Iterator[T]) -> Iterator[T]:
-    """Yield from ``iterator`` while the next item is produced in a thread."""
-    sentinel = object()
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xpcs-read") as pool:
-        future = pool.submit(next, iterator, sentinel)
-        while True:
-            item = future.result()
-            if item is sentinel:
-                return
-            future = pool.submit(next, iterator, sentinel)
-            yield item  # type: ignore[misc]
-
-
-class _Timer:
-    def __init__(self) -> None:
-        self.totals: dict[str, float] = {}
-
-    def add(self, name: str, since: float) -> float:
-        now = time.perf_counter()
-        self.totals[name] = self.totals.get(name, 0.0) + (now - since)
-        return now
-
-
-def _normalize(chunk: FrameChunk, pixel_index: np.ndarray[Any, Any]) -> FrameChunk:
-    """Divide each frame by its mean over the correlated pixels."""
-    if chunk.sparse is not None:
-        sp = chunk.sparse
-        n_pix = pixel_index.size
-        frame_of_event = np.repeat(np.arange(sp.n_frames), np.diff(sp.indptr))
-        keep = np.isin(sp.pixels, pixel_index)
-        sums = np.bincount(frame_of_event[keep], weights=sp.counts[keep], minlength=sp.n_frames)
-        means = sums / n_pix
-        if np.any(means <= 0):
-            bad = int(np.flatnonzero(means <= 0)[0]) + chunk.start
-            raise FrameFormatError(
-                "cannot normalize a frame whose mean intensity is 0", key=f"frame {bad}"
-            )
-        counts = (sp.counts / means[frame_of_event]).astype(np.float32)
-        return FrameChunk(
-            start=chunk.start,
-            dense=None,
-            sparse=type(sp)(
-                frame_shape=sp.frame_shape, indptr=sp.indptr, pixels=sp.pixels, counts=counts
-            ),
-        )
-    assert chunk.dense is not None
-    flat = chunk.dense.reshape(chunk.dense.shape[0], -1)
-    means = flat[:, pixel_index].mean(axis=1, dtype=np.float64)
-    if np.any(means <= 0):
-        bad = int(np.flatnonzero(means <= 0)[0]) + chunk.start
-        raise FrameFormatError(
-            "cannot normalize a frame whose mean intensity is 0", key=f"frame {bad}"
-        )
-    dense = (chunk.dense / means[:, None, None].astype(np.float32)).astype(np.float32)
-    return FrameChunk(start=chunk.start, dense=dense, sparse=None)
 
 
 def _fit_summary(
@@ -251,7 +187,7 @@ def correlate_file(
     """
     opts = options or CorrelationOptions()
     t_start = time.perf_counter()
-    timer = _Timer()
+    timer = StageTimer()
     raw_path = Path(raw)
     qm = qmap if isinstance(qmap, QMap) else read_qmap(qmap)
     qmap_name = str(qmap) if not isinstance(qmap, QMap) else (qm.source or "<in-memory q-map>")
@@ -290,7 +226,7 @@ def correlate_file(
                 )
             n_pixels = source.frame_shape[0] * source.frame_shape[1]
             pixel_index = qm.pixel_index
-            use_sparse = _choose_sparse(source, selection, opts.path)
+            use_sparse = choose_sparse(source, selection, opts.path)
 
             mt = (
                 MultiTauSink(n_pixels, pixel_index=pixel_index, n_frames=n_out)
@@ -324,11 +260,11 @@ def correlate_file(
                     allow_saturated=opts.allow_saturated,
                 )
                 t = time.perf_counter()
-                for chunk in _prefetch(chunks):
+                for chunk in prefetch(chunks):
                     t = timer.add("read", t)
                     sx_feed(sx, chunk)
                     if opts.normalize_frame:
-                        chunk = _normalize(chunk, pixel_index)
+                        chunk = normalize_chunk(chunk, pixel_index)
                     t = timer.add("saxs", t)
                     if chunk.sparse is not None:
                         sp = chunk.sparse
@@ -421,32 +357,3 @@ def correlate_file(
         fit=fit_rows,
         diffusion=diffusion,
     )
-
-
-def sx_feed(sx: SaxsAccumulator, chunk: FrameChunk) -> None:
-    if chunk.sparse is not None:
-        sp = chunk.sparse
-        sx.feed_sparse(sp.n_frames, sp.indptr, sp.pixels, sp.counts)
-    else:
-        assert chunk.dense is not None
-        sx.feed(chunk.dense)
-
-
-def _choose_sparse(source: FrameSource, selection: FrameSelection, path: str) -> bool:
-    """Dense or sparse multi-tau path.
-
-    ``auto`` keeps dense sources dense (converting them would cost a pass)
-    and, for sparse-native sources (sparse IMM, Rigaku), measures the
-    occupancy of the first frames and asks :func:`choose_path`.
-    """
-    if path in ("dense", "sparse"):
-        return path == "sparse"
-    if not source.is_sparse:
-        return False
-    start = selection.begin
-    stop = min(source.n_frames, start + 64 * selection.stride * selection.avg)
-    sample = source.read_sparse(start, stop)
-    n_pixels = source.frame_shape[0] * source.frame_shape[1]
-    # averaging sums events of avg frames: the occupancy seen by the correlator grows
-    occupancy = min(1.0, sample.counts.size / max(1, sample.n_frames * n_pixels) * selection.avg)
-    return choose_path(occupancy, events=True) == "sparse"
