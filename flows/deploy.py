@@ -88,6 +88,16 @@ class DeployRecord:
     flow_action: str
     functions: tuple[FunctionDeployment, ...]
     state_path: Path
+    replaced_flows: tuple[tuple[str, str], ...] = ()
+    """``(flow_id, replaced_at)`` of earlier flows of this name (a flow recreated
+    because the stored one was gone), oldest first; ``replaced_at`` is ISO 8601 UTC.
+    Runs started before a replacement belong to the earlier flow."""
+
+    def flow_ids_since(self, when: datetime) -> tuple[str, ...]:
+        """Every flow id of this name that was current at some time after ``when``."""
+        bound = when if when.tzinfo else when.replace(tzinfo=UTC)
+        older = (f for f, at in self.replaced_flows if datetime.fromisoformat(at) >= bound)
+        return (self.flow_id, *older)
 
     @property
     def function_ids(self) -> dict[str, str]:
@@ -113,6 +123,7 @@ class DeployRecord:
             "functions": [vars(f) for f in self.functions],
             "changed": self.changed,
             "state_path": str(self.state_path),
+            "replaced_flows": [{"flow_id": f, "replaced_at": at} for f, at in self.replaced_flows],
         }
 
 
@@ -179,6 +190,13 @@ def _flow_scope(flow_id: str) -> str:
     return str(globus_sdk.SpecificFlowClient(flow_id).scopes.user)
 
 
+_MAX_REPLACED = 10  # earlier flow ids kept per name
+
+
+def _replaced(entry: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple((r["flow_id"], r["replaced_at"]) for r in entry.get("replaced_flows", ()))
+
+
 def deployed_flow(name: str = "xpcs", *, state_path: Path | None = None) -> DeployRecord | None:
     """The stored deployment ``name`` (no network), or ``None`` if never deployed."""
     path = state_path or default_state_path()
@@ -197,6 +215,7 @@ def deployed_flow(name: str = "xpcs", *, state_path: Path | None = None) -> Depl
         flow_action="unchanged",
         functions=functions,
         state_path=path,
+        replaced_flows=_replaced(entry),
     )
 
 
@@ -342,8 +361,12 @@ def deploy(
         flow_id, action = entry["flow_id"], "unchanged"
     else:
         flow_id, action = _put_flow(flows, None if entry is None else entry["flow_id"], content)
+    replaced = list(_replaced(entry)) if entry is not None else []
+    if entry is not None and entry["flow_id"] != flow_id:
+        replaced = [*replaced, (entry["flow_id"], _now())][-_MAX_REPLACED:]
     state["flows"][name] = {
         "flow_id": flow_id,
+        "replaced_flows": [{"flow_id": f, "replaced_at": at} for f, at in replaced],
         "checksum": checksum,
         "title": spec.title,
         "functions": {
@@ -361,6 +384,7 @@ def deploy(
         flow_action=action,
         functions=tuple(functions),
         state_path=path,
+        replaced_flows=tuple(replaced),
     )
 
 

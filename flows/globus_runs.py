@@ -221,7 +221,7 @@ def _utc(text: Any) -> datetime | None:
 
 
 def find_globus_run_by_tag(
-    flow_id: str,
+    flow_id: str | Sequence[str],
     tag: str,
     *,
     started_after: datetime,
@@ -231,6 +231,8 @@ def find_globus_run_by_tag(
 ) -> GlobusRun | None:
     """The run of flow ``flow_id`` tagged ``tag`` that this identity started, else ``None``.
 
+    ``flow_id`` may name several flows (a flow recreated under a new id: runs
+    started before belong to the earlier one); they are listed together.
     Reads the identity's runs of the flow (``filter_roles=run_owner``) newest
     first, up to the first one that started before ``started_after`` (naive:
     UTC), and at most ``max_pages`` pages.
@@ -245,8 +247,9 @@ def find_globus_run_by_tag(
     """
     bound = started_after if started_after.tzinfo else started_after.replace(tzinfo=UTC)
     flows = _flows_client(app, client)
+    ids = [flow_id] if isinstance(flow_id, str) else list(dict.fromkeys(flow_id))
     pages = flows.paginated.list_runs(
-        filter_flow_id=flow_id,
+        filter_flow_id=ids[0] if len(ids) == 1 else ids,
         filter_roles="run_owner",
         query_params={"orderby": "start_time DESC"},
     ).pages()
@@ -265,7 +268,7 @@ def find_globus_run_by_tag(
             if complete or number >= max_pages:
                 break
     except globus_sdk.GlobusError as exc:
-        raise map_globus_error(exc, operation="list_runs", flow_id=flow_id) from exc
+        raise map_globus_error(exc, operation="list_runs", flow_id=",".join(ids)) from exc
     if len(found) > 1 or not (found or complete):
         ids = [run.run_id for run in found]
         raise RunTagLookupError(

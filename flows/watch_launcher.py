@@ -212,20 +212,24 @@ class FlowsLauncher:
         if started_after is None:
             raise unavailable("the launch time is unknown")
         try:
-            flow_id = self.flow_id
-            if flow_id is None:
+            bound = started_after - self.lookup_margin
+            flow_ids: tuple[str, ...]
+            if self.flow_id is not None:
+                flow_ids = (self.flow_id,)
+            else:
                 record = deployed_flow(GLOBUS_FLOW_NAME)
                 if record is None:
                     raise unavailable("the XPCS flow is not deployed")
-                flow_id = record.flow_id
+                # a flow recreated since the launch: its run is under the earlier id
+                flow_ids = record.flow_ids_since(bound)
             if self.flows_client is None:
                 from flows.run_handle import globus_flows_client
 
                 self.flows_client = globus_flows_client()
             run = find_globus_run_by_tag(
-                flow_id,
+                flow_ids,
                 tag,
-                started_after=started_after - self.lookup_margin,
+                started_after=bound,
                 client=self.flows_client,
                 max_pages=self.max_lookup_pages,
             )

@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -266,6 +267,23 @@ def test_flow_deleted_on_globus_is_created_again(
     assert record.flow_id == "flow-2"
     assert body(mock.calls[-1])["title"] == "XPCS correlation v2"
     assert json.loads(state.read_text())["flows"]["xpcs"]["flow_id"] == "flow-2"
+    # the earlier id is kept: runs started before the recreation belong to it
+    ((old_id, replaced_at),) = record.replaced_flows
+    assert old_id == "flow-1"
+    when = datetime.fromisoformat(replaced_at)
+    stored = deployed_flow("xpcs", state_path=state)
+    assert stored is not None
+    assert stored.replaced_flows == record.replaced_flows
+    assert stored.flow_ids_since(when - timedelta(minutes=5)) == ("flow-2", "flow-1")
+    assert stored.flow_ids_since(when + timedelta(seconds=1)) == ("flow-2",)
+    assert record.to_dict()["replaced_flows"] == [
+        {"flow_id": "flow-1", "replaced_at": replaced_at}
+    ]
+    # an ordinary update keeps the history and the id
+    mock.add(responses.PUT, f"{FLOWS_API}/flows/flow-2", json={"id": "flow-2"})
+    again = deploy(make_spec(title="XPCS correlation v3"), state_path=state, **clients)
+    assert (again.flow_action, again.flow_id) == ("updated", "flow-2")
+    assert again.replaced_flows == record.replaced_flows
 
 
 def test_refused_update_raises_and_keeps_the_old_checksum(

@@ -9,6 +9,7 @@ was called" and "the ledger recorded the run id" leaves it.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ import responses
 from globus_sdk.transport import RetryConfig
 from responses import matchers
 
+from flows.deploy import default_state_path
 from flows.errors import GlobusServiceError
 from flows.watch import WatchConfig, Watcher
 from flows.watch_launcher import (
@@ -366,6 +368,46 @@ def test_find_uses_the_deployed_flow_and_the_margin(mock: responses.RequestsMock
         engine="globus", flows_client=_flows_client(), lookup_margin=timedelta()
     )
     assert narrow.find("xpcs-watch:k", started_after=launched) is None
+    assert len(mock.calls) == 2
+
+
+def test_find_searches_a_flow_recreated_since_the_launch(mock: responses.RequestsMock) -> None:
+    """The flow was recreated under a new id after the launch (the old one was gone):
+    the run started under the old id is still found, so the file is not launched twice."""
+    old_id = write_deploy_state()["flow_id"]
+    new_id = str(uuid.uuid4())
+    launched = datetime.now().astimezone()
+    path = default_state_path()
+    state = json.loads(path.read_text())
+    entry = state["flows"]["xpcs"]
+    entry["flow_id"] = new_id
+    replaced_at = (launched + timedelta(minutes=1)).isoformat()
+    entry["replaced_flows"] = [{"flow_id": old_id, "replaced_at": replaced_at}]
+    path.write_text(json.dumps(state))
+    ours = _run(1, launched + timedelta(seconds=5), ["facility:polaris", "xpcs-watch:k"])
+    both = {**QUERY, "filter_flow_id": f"{new_id},{old_id}"}
+    mock.add(
+        responses.GET,
+        f"{FLOWS_API}/runs",
+        json={"runs": [ours], "has_next_page": False},
+        match=[matchers.query_param_matcher(both)],
+    )
+    launcher = FlowsLauncher(engine="globus", flows_client=_flows_client())
+    assert launcher.find("xpcs-watch:k", started_after=launched) == LaunchedRun(
+        ours["run_id"], "polaris"
+    )
+    # replaced long before this launch: only the current flow is listed
+    entry["replaced_flows"] = [
+        {"flow_id": old_id, "replaced_at": (launched - timedelta(days=1)).isoformat()}
+    ]
+    path.write_text(json.dumps(state))
+    mock.add(
+        responses.GET,
+        f"{FLOWS_API}/runs",
+        json={"runs": [], "has_next_page": False},
+        match=[matchers.query_param_matcher({**QUERY, "filter_flow_id": new_id})],
+    )
+    assert launcher.find("xpcs-watch:k", started_after=launched) is None
     assert len(mock.calls) == 2
 
 
