@@ -78,9 +78,12 @@ class SaxsAccumulator:
         n_seg = min(int(n_segments), self._n_frames)
         self._bounds = np.arange(n_seg + 1, dtype=np.int64) * self._n_frames // n_seg
         self._n_pixels = qmap.shape[0] * qmap.shape[1]
-        # per-pixel totals, and per segment only the per-static-bin totals: memory
-        # stays ~1 image whatever the number of segments
+        # per-pixel totals, the open segment's per-pixel sums, and per closed
+        # segment only the per-static-bin totals: memory stays ~2 images whatever
+        # the number of segments, and each segment is binned once
         self._pixel_sum = np.zeros(self._n_pixels, dtype=np.float64)
+        self._open_sum = np.zeros(self._n_pixels, dtype=np.float64)
+        self._open: int | None = None
         self._segment_static = np.zeros((n_seg, qmap.n_static), dtype=np.float64)
         self._intensity = np.zeros(self._n_frames, dtype=np.float64)
         mask = qmap.mask.reshape(-1)
@@ -134,12 +137,10 @@ class SaxsAccumulator:
         flat = arr.reshape(n, self._n_pixels)
         if flat.dtype == np.bool_:
             flat = flat.view(np.uint8)
-        # one parallel pass per segment part: per-pixel sums and per-frame valid totals
+        # one parallel pass per segment part, straight into the open segment's sums
         for k, lo, hi in self._segments(start, n):
-            sums = np.zeros(self._n_pixels, dtype=np.float64)
-            totals = accumulate_chunk(flat[lo:hi], self._mask_f, sums)
+            totals = accumulate_chunk(flat[lo:hi], self._mask_f, self._segment(k))
             self._intensity[start + lo : start + hi] = totals / self._n_valid
-            self._add(k, sums)
 
     def feed_sparse(
         self,
@@ -190,15 +191,27 @@ class SaxsAccumulator:
         start = self._reserve(int(n_frames))  # only once the whole chunk is valid
         for k, lo, hi, sums, totals in parts:
             self._intensity[start + lo : start + hi] = totals / self._n_valid
-            self._add(k, sums)
+            self._segment(k)[:] += sums
 
-    def _add(self, segment: int, pixel_sums: NDArray[np.float64]) -> None:
-        """Add per-pixel sums over some frames of ``segment``."""
-        self._pixel_sum += pixel_sums
+    def _segment(self, segment: int) -> NDArray[np.float64]:
+        """The per-pixel sums of ``segment``, closing the one before (frames come in order)."""
+        if self._open != segment:
+            self._close()
+            self._open = segment
+        return self._open_sum
+
+    def _close(self) -> None:
+        """Bin the open segment's sums and add them to the totals."""
+        if self._open is None:
+            return
         qm = self._qmap
-        self._segment_static[segment] += np.bincount(
-            qm.static_index, weights=pixel_sums[qm.pixel_index], minlength=qm.n_static
+        sums = self._open_sum
+        self._pixel_sum += sums
+        self._segment_static[self._open] += np.bincount(
+            qm.static_index, weights=sums[qm.pixel_index], minlength=qm.n_static
         )
+        sums[:] = 0.0
+        self._open = None
 
     def result(self) -> SaxsResult:
         """The reductions; every one of the ``n_frames`` frames must have been fed."""
@@ -206,6 +219,7 @@ class SaxsAccumulator:
             raise CorrelationError(
                 f"SAXS reduction got {self._fed} frames, expected n_frames={self._n_frames}"
             )
+        self._close()
         qm = self._qmap
         lengths = np.diff(self._bounds).astype(np.float64)
         counts = np.bincount(qm.static_index, minlength=qm.n_static).astype(np.float64)
