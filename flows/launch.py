@@ -155,10 +155,11 @@ def prepare_launch(
         cannot run on the engine.
     ConfigurationError
         An unknown or invalid facility descriptor.
-    QMapError
-        The q-map does not read.
+    QMapError, InputDataError
+        The q-map does not read, or the raw file is not frames of its shape
+        (:func:`flows.preflight.preflight`).
     """
-    from xpcs_kernel.qmap import read_qmap
+    from flows.preflight import preflight
 
     if engine not in ENGINES:
         raise UsageError(f"must be one of {ENGINES}, not {engine!r}", argument="engine")
@@ -166,7 +167,6 @@ def prepare_launch(
     for name, path in (("raw", raw_path), ("qmap", qmap_path)):
         if not path.is_file():
             raise UsageError(f"no such file: {path}", argument=name)
-    read_qmap(qmap_path)
     if options is None:
         opts = CorrelationOptions()
     elif isinstance(options, CorrelationOptions):
@@ -176,6 +176,7 @@ def prepare_launch(
             opts = CorrelationOptions.from_dict(dict(options))
         except TypeError as exc:
             raise UsageError(str(exc), argument="options") from None
+    preflight(raw_path, qmap_path, opts)  # the q-map reads and fits the frames
     clean_tags = tuple(str(t).strip() for t in tags)
     if any(not t for t in clean_tags):
         raise UsageError("tags must not be empty", argument="tags")

@@ -228,8 +228,8 @@ def qmap_shape(qmap: Path) -> tuple[int, int]:
     return int(shape[0]), int(shape[1])
 
 
-def check_against_qmap(raw: Path, shape: tuple[int, int]) -> None:
-    """Check that ``raw`` opens as frames of detector ``shape``.
+def check_against_qmap(raw: Path, shape: tuple[int, int], *, dataset: str | None = None) -> None:
+    """Check that ``raw`` opens as frames of detector ``shape`` (HDF5 ``dataset`` if given).
 
     Raises
     ------
@@ -242,7 +242,8 @@ def check_against_qmap(raw: Path, shape: tuple[int, int]) -> None:
         fmt = detect_format(raw)
         # Rigaku files do not record their shape: the q-map's is the only one there is
         hint = shape if fmt == "rigaku" else None
-        with open_frames(raw, format=fmt, frame_shape=hint) as source:
+        dset = dataset if fmt == "hdf5" else None
+        with open_frames(raw, dataset=dset, format=fmt, frame_shape=hint) as source:
             if source.frame_shape != shape:
                 raise InputDataError(
                     "the frame shape differs from the q-map's",
