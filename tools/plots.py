@@ -2,8 +2,9 @@
 
 :func:`xpcs_plots` reads the APS result file written by the Correlate step and
 draws, with matplotlib's Agg backend: g2 with its fit per dynamic q-bin,
-SAXS 1D (log-log) and 2D (log scale), the mean intensity against time and, when
-the file holds them, the two-time maps. It is self-contained (imports in its
+SAXS 1D and 2D (log scale), the mean intensity against time and, when
+the file holds them, the two-time maps (scales and labels from
+:mod:`xpcs_kernel.plot_scales`). It is self-contained (imports in its
 body) and returns only the PNG paths.
 """
 
@@ -29,9 +30,15 @@ PLOTS_OUTPUT = compute_output("Plots")
 
 
 def xpcs_plots(
-    result: str, output_dir: str, max_panels: int = 24, max_twotime: int = 4
+    result: str, output_dir: str, max_panels: int = 24, max_twotime: int | None = None
 ) -> dict[str, object]:
     """Draw the PNG figures of one result file.
+
+    The choices (colour limits, log or linear axes, titles and legends) are
+    those of :mod:`xpcs_kernel.plot_scales`: two-time maps on a viridis scale
+    between the 1st and 99th percentiles of their off-diagonal entries, q with
+    its unit in every title, the fitted correlation time and contrast in the
+    g2 legends, a log intensity axis only where the values span a decade.
 
     Parameters
     ----------
@@ -42,7 +49,8 @@ def xpcs_plots(
     max_panels
         At most this many q-bins in the g2 figure (the first ones).
     max_twotime
-        At most this many two-time maps (the first processed bins).
+        At most this many two-time maps (the first processed bins); ``None``:
+        one per bin the file holds.
 
     Returns
     -------
@@ -64,9 +72,12 @@ def xpcs_plots(
     import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.figure import Figure
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
+    from xpcs_kernel import plot_scales as ps
     from xpcs_kernel.result import read_result
 
+    cmap = "viridis"
     res = read_result(result)
     out = pathlib.Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,74 +94,103 @@ def xpcs_plots(
         os.replace(partial, target)  # a PNG appears complete or not at all
         written.append(str(target))
 
+    def plain_log_axis(axis: Any) -> None:
+        """Log ticks at 1, 2, 5 x 10^k written as plain numbers (no crowded minor labels)."""
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
+
     meta = res.metadata
     step = meta.frame_time * meta.stride * meta.avg
+    unit = ps.q_unit(res.qmap.get("map_units"))
+    dyn_q = np.asarray(res.fit.get("q", res.qmap.get("dynamic_v_list_dim0", [])), dtype=float)
+
+    def q_of(b: int) -> float:
+        return float(dyn_q[b]) if b < dyn_q.size else float("nan")
+
     if res.g2 is not None and res.delays is not None:
         tau = res.delays.astype(float) * step
         n_bins = min(res.g2.shape[1], max_panels)
         cols = min(4, n_bins)
         rows = math.ceil(n_bins / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
-        qs = res.fit.get("q")
+        fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
         for b in range(n_bins):
             ax = axes[b // cols][b % cols]
             err = res.g2_err[:, b] if res.g2_err is not None else None
-            ax.errorbar(tau, res.g2[:, b], yerr=err, fmt="o", ms=2, lw=0.6)
+            ax.errorbar(tau, res.g2[:, b], yerr=err, fmt="o", ms=2, lw=0.6, label="data")
             if res.fit and bool(res.fit["success"][b]):
                 t_fine = np.geomspace(max(tau[0], 1e-12), tau[-1], 200)
+                gamma = float(res.fit["gamma"][b])
                 model = res.fit["baseline"][b] + res.fit["beta"][b] * np.exp(
-                    -2.0 * (res.fit["gamma"][b] * t_fine) ** res.fit["alpha"][b]
+                    -2.0 * (gamma * t_fine) ** res.fit["alpha"][b]
                 )
-                ax.plot(t_fine, model, "r-", lw=1)
+                tau_c = 1.0 / gamma if gamma > 0 else float("inf")
+                legend = ps.fit_legend(tau_c, float(res.fit["beta"][b]))
+                ax.plot(t_fine, model, "r-", lw=1, label=legend)
+                ax.legend(fontsize=6.5, loc="upper right", frameon=False)
             ax.set_xscale("log")
-            label = f"q={float(qs[b]):.3g} 1/A" if qs is not None else f"bin {b}"
-            ax.set_title(label, fontsize=8)
+            ax.set_title(ps.g2_title(q_of(b), unit), fontsize=9)
         for b in range(n_bins, rows * cols):
             axes[b // cols][b % cols].axis("off")
-        fig.supxlabel("delay (s)")
-        fig.supylabel("g2")
+        fig.supxlabel("delay τ (s)")
+        fig.supylabel("g2(q, τ)")
         fig.tight_layout()
         save(fig, "g2")
 
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = plt.subplots(figsize=(5.5, 4))
     q_static = np.asarray(res.qmap.get("static_v_list_dim0", []), dtype=float)
-    x = q_static if q_static.size == res.saxs_1d.size else np.arange(res.saxs_1d.size)
-    positive = res.saxs_1d > 0
-    ax.loglog(x[positive], res.saxs_1d[positive], "o-", ms=3)
-    ax.set_xlabel("q (1/A)" if x is q_static else "static bin")
+    has_q = q_static.size == res.saxs_1d.size
+    x = q_static if has_q else np.arange(res.saxs_1d.size, dtype=float)
+    y = np.asarray(res.saxs_1d, dtype=float)
+    keep = np.isfinite(y) & (y > 0) & (x > 0) if has_q else np.isfinite(y)
+    ax.plot(x[keep], y[keep], "o-", ms=3)
+    if has_q:
+        ax.set_xscale("log")
+        plain_log_axis(ax.xaxis)
+    if ps.log_spans(y[keep]):
+        ax.set_yscale("log")
+    else:
+        ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
+    ax.set_xlabel(f"q ({unit})" if has_q else "static bin")
     ax.set_ylabel("I (counts/pixel/frame)")
-    ax.set_title("SAXS 1D")
+    ax.set_title("SAXS 1D: azimuthal average")
     fig.tight_layout()
     save(fig, "saxs_1d")
 
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
     image = np.asarray(res.saxs_2d, dtype=float)
     shown = np.log10(np.where(image > 0, image, np.nan))
-    im = ax.imshow(shown, origin="lower", cmap="viridis")
-    fig.colorbar(im, ax=ax, label="log10 I")
-    ax.set_title("SAXS 2D")
+    vmin, vmax = ps.image_limits(shown)
+    im = ax.imshow(shown, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax)
+    fig.colorbar(im, ax=ax, label="log10 I (counts/pixel/frame)")
+    ax.set_xlabel("x (pixel)")
+    ax.set_ylabel("y (pixel)")
+    ax.set_title("SAXS 2D: mean frame")
     fig.tight_layout()
     save(fig, "saxs_2d")
 
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
     frames, intensity = res.intensity_vs_time
-    ax.plot(frames * meta.frame_time * meta.stride * meta.avg, intensity, lw=0.8)
+    ax.plot(frames * step, intensity, lw=0.8)
+    ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("mean intensity")
+    ax.set_ylabel("mean I (counts/pixel/frame)")
     ax.set_title("Intensity vs time")
     fig.tight_layout()
     save(fig, "intensity_vs_time")
 
     if res.twotime_bins is not None:
-        for b in res.twotime_bins.tolist()[:max_twotime]:
+        bins = res.twotime_bins.tolist()
+        for b in bins if max_twotime is None else bins[:max_twotime]:
             c2 = res.load_c2(int(b))
-            fig, ax = plt.subplots(figsize=(4.5, 4))
+            vmin, vmax = ps.twotime_limits(c2)
+            fig, ax = plt.subplots(figsize=(5, 4.2))
             extent = (0.0, c2.shape[0] * step, 0.0, c2.shape[0] * step)
-            im = ax.imshow(c2, origin="lower", cmap="jet", extent=extent)
-            fig.colorbar(im, ax=ax, label="C(t1, t2)")
+            im = ax.imshow(c2, origin="lower", cmap=cmap, extent=extent, vmin=vmin, vmax=vmax)
+            fig.colorbar(im, ax=ax, label="C(t1, t2)", extend="both")
             ax.set_xlabel("t1 (s)")
             ax.set_ylabel("t2 (s)")
-            ax.set_title(f"Two-time, dynamic bin {b}")
+            ax.set_title(ps.twotime_title(q_of(int(b)), unit), fontsize=10)
             fig.tight_layout()
             save(fig, f"twotime_bin{b}")
     return {"result": str(result), "plots": written}
