@@ -40,6 +40,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         },
     )
     assert proc.returncode == 0, proc.stderr
+    # pyproject.toml in the current form: no deprecation warnings (license as an SPDX string)
+    assert "deprecated" not in proc.stderr, proc.stderr
     (wheel_path,) = out.glob("xpcs_flows-*.whl")
     return wheel_path
 
@@ -67,5 +69,6 @@ def test_wheel_declares_console_script_and_dependencies(wheel: Path) -> None:
     (metadata,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
     meta = zf.read(metadata).decode()
     assert "Requires-Python: >=3.11" in meta
+    assert "License-Expression: BSD-3-Clause" in meta
     for requirement in ("globus-sdk<5,>=4", "globus-compute-sdk<5,>=4", "gladier<0.12,>=0.11"):
         assert f"Requires-Dist: {requirement}" in meta
