@@ -20,7 +20,15 @@ from xpcs_kernel import __version__
 from xpcs_kernel.errors import ConfigurationError, UsageError, XPCSFlowsError
 from xpcs_kernel.process_exit import exit_process
 
-__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "LAZY_COMMANDS", "LazyGroup", "cli", "main"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "LAZY_COMMANDS",
+    "LazyGroup",
+    "cli",
+    "main",
+    "one_line_usage_error",
+]
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -90,6 +98,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def one_line_usage_error(exc: click.UsageError) -> str:
+    """``error: <what was wrong> (see `xpcs-flows CMD --help`)`` on one line."""
+    message = " ".join(exc.format_message().split())
+    command = exc.ctx.command_path if exc.ctx is not None else "xpcs-flows"
+    return f"error: {message} (see `{command} --help`)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xpcs-flows`` console script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -99,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return EXIT_FAILURE
+    except click.UsageError as exc:  # a missing file, a bad option: one line, not the usage block
+        click.echo(one_line_usage_error(exc), err=True)
+        return EXIT_USAGE
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

@@ -23,11 +23,19 @@ __all__ = ["catalog_command", "flow_definition_command", "list_catalog"]
 
 @click.command("flow-definition")
 @click.option("--batch", is_flag=True, help="The batch flow (many datasets in one run).")
-@click.option("--json", "as_json", is_flag=True, help="Print {definition, input_schema} as JSON.")
-def flow_definition_command(batch: bool, as_json: bool) -> None:
-    """Print the flow definition and input schema exactly as deployed."""
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print {definition, input_schema} as JSON (the default; kept for scripts).",
+)
+@click.option("--summary", is_flag=True, help="Print one line per state instead.")
+def flow_definition_command(batch: bool, as_json: bool, summary: bool) -> None:
+    """Print the flow definition and input schema exactly as deployed (JSON)."""
     spec = xpcs_flow(batch=batch)
-    if as_json:
+    if summary and as_json:
+        raise UsageError("choose one of --json and --summary", argument="--summary")
+    if not summary:
         click.echo(
             json.dumps(
                 {"definition": spec.definition, "input_schema": spec.input_schema}, indent=2
@@ -39,7 +47,6 @@ def flow_definition_command(batch: bool, as_json: bool) -> None:
     for name, state in spec.definition["States"].items():
         url = state.get("ActionUrl", "")
         click.echo(f"  {name:24s} {state['Type']:15s} {url}")
-    click.echo("(--json prints the definition and input schema)")
 
 
 def _db_option(func: Any) -> Any:
@@ -83,9 +90,14 @@ def _entry_dict(entry: CatalogEntry) -> dict[str, Any]:
     }
 
 
-@click.group("catalog")
-def catalog_command() -> None:
-    """The local catalog (what the local engine's Search ingest published)."""
+@click.group("catalog", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Without a subcommand: list as JSON.")
+@_db_option
+@click.pass_context
+def catalog_command(ctx: click.Context, as_json: bool, db_path: Path | None) -> None:
+    """The local catalog (what the local engine's Search ingest published); alone: list it."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(catalog_list, index=None, as_json=as_json, db_path=db_path)
 
 
 @catalog_command.command("list")

@@ -159,7 +159,7 @@ def prepare_launch(
         The q-map does not read, or the raw file is not frames of its shape
         (:func:`flows.preflight.preflight`).
     """
-    from flows.preflight import preflight
+    from flows.preflight import check_engine_configured, preflight
 
     if engine not in ENGINES:
         raise UsageError(f"must be one of {ENGINES}, not {engine!r}", argument="engine")
@@ -181,6 +181,8 @@ def prepare_launch(
     if any(not t for t in clean_tags):
         raise UsageError("tags must not be empty", argument="tags")
     found = load_deployments()
+    # nothing configured for the engine: say so (a configuration error), not "no facility"
+    check_engine_configured(found, engine)
     if facility != "auto":
         deployment = found.get(facility)  # ConfigurationError naming the known ones
         if deployment.engine != engine:

@@ -25,7 +25,6 @@ import click
 
 from flows.errors import GlobusPermissionError, GlobusServiceError, RunNotFound, RunWaitTimeout
 from flows.run_handle import Run
-from flows.run_index import RunIndex
 from flows.validate import FlowInputError
 from xpcs_kernel.errors import ConfigurationError, InputDataError, UsageError
 
@@ -103,6 +102,10 @@ def _engine_option(func: F) -> F:
 def _attach(run_id: str, db_path: Path | None, engine: str | None) -> Run:
     """The run's handle; a local run found without a driver is resumed by a detached process
     (this command exits soon)."""
+    from flows.local import default_state_db
+    from flows.run_lookup import resolve_run_id
+
+    run_id = resolve_run_id(run_id, db_path if db_path is not None else default_state_db())
     run = Run.from_id(run_id, db_path=db_path, engine=engine)
     run.resume_in = "process"
     return run
@@ -252,7 +255,7 @@ def run_command(
 
 
 @click.command("status")
-@click.argument("run_id")
+@click.argument("run_id", metavar="RUN_ID")
 @click.option("--wait", is_flag=True, help="Wait for the run to end first.")
 @click.option("--timeout", type=float, default=None, help="With --wait: seconds at most.")
 @_engine_option
@@ -267,7 +270,8 @@ def status_command(
     db_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Show run RUN_ID (exit 0 active/succeeded, 1 failed, 2 unknown run, 3 timeout)."""
+    """Show run RUN_ID, or the one run whose id starts with it (exit 0 active/succeeded,
+    1 failed, 2 unknown or ambiguous run, 3 timeout)."""
     run = _attach(run_id, db_path, engine)
     if wait:
         run.wait(progress=not as_json, timeout=timeout)
@@ -324,11 +328,13 @@ def cancel_command(run_id: str, engine: str | None, db_path: Path | None, as_jso
 def list_command(limit: int, db_path: Path | None, as_json: bool) -> None:
     """Recent runs launched from this machine: facility, state, duration."""
     from flows.local import default_state_db
+    from flows.run_lookup import recent_runs
 
     db = db_path if db_path is not None else default_state_db()
     rows = []
-    for entry in RunIndex(db).recent(limit):
-        run = Run(entry, db_path=db)
+    for recent in recent_runs(db, limit):  # launched runs and local runs (the demo's)
+        run = Run.from_id(recent.run_id, db_path=db)
+        entry = run.entry
         run.resume_in = "process"
         try:
             info = run.to_dict()

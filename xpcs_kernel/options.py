@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -66,6 +67,7 @@ class CorrelationOptions:
     chunk_frames: int | None = None
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.mode not in MODES:
             raise UsageError(
                 f"must be one of {', '.join(MODES)}, not {self.mode!r}", argument="mode"
@@ -97,6 +99,30 @@ class CorrelationOptions:
             if any(b < 0 for b in self.twotime_bins):
                 raise UsageError("bins are 0-based and >= 0", argument="twotime_bins")
 
+    def _check_types(self) -> None:
+        """Name the option and the type expected (not a comparison error) for a wrong type."""
+
+        def integer(value: object) -> bool:
+            return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+        for name in ("begin", "stride", "avg", "end", "chunk_frames"):
+            value = getattr(self, name)
+            if not (value is None and name in ("end", "chunk_frames")) and not integer(value):
+                raise UsageError(f"must be an integer, not {value!r}", argument=name)
+        ft = self.frame_time
+        if ft is not None and (not isinstance(ft, numbers.Real) or isinstance(ft, bool)):
+            raise UsageError(f"must be a number of seconds, not {ft!r}", argument="frame_time")
+        for name in ("normalize_frame", "fit", "allow_saturated"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise UsageError(f"must be true or false, not {value!r}", argument=name)
+        if self.dataset is not None and not isinstance(self.dataset, str):
+            raise UsageError(f"must be an HDF5 path, not {self.dataset!r}", argument="dataset")
+        if self.twotime_bins is not None and not all(integer(b) for b in self.twotime_bins):
+            raise UsageError(
+                f"must be 0-based bin numbers, not {self.twotime_bins!r}", argument="twotime_bins"
+            )
+
     @property
     def wants_multitau(self) -> bool:
         return self.mode in ("multitau", "both")
@@ -122,6 +148,11 @@ class CorrelationOptions:
                 f"unknown option(s) {unknown}; known: {sorted(known)}", argument="options"
             )
         values = dict(data)
-        if values.get("twotime_bins") is not None:
-            values["twotime_bins"] = tuple(int(b) for b in values["twotime_bins"])
+        bins = values.get("twotime_bins")
+        if bins is not None:
+            if isinstance(bins, (str, bytes)) or not hasattr(bins, "__iter__"):
+                raise UsageError(
+                    f"must be a list of 0-based bin numbers, not {bins!r}", argument="twotime_bins"
+                )
+            values["twotime_bins"] = tuple(bins)
         return cls(**values)

@@ -101,10 +101,11 @@ def test_infrastructure_fault_fails_over_to_the_next_facility_and_publishes_once
 @pytest.mark.usefixtures("sites")
 def test_a_corrupt_raw_file_is_not_retried_elsewhere(tmp_path: Path) -> None:
     raw, qmap = make_dataset(tmp_path / "beamline")
-    data = raw.read_bytes()
-    raw.write_bytes(data[: len(data) // 3])  # truncated: not a readable HDF5 file any more
     db = tmp_path / "state.db"
     request = prepare_launch(raw, qmap, db_path=db, workdir=tmp_path / "work")
+    # the file is cut short after the pre-launch checks (which refuse it otherwise)
+    data = raw.read_bytes()
+    raw.write_bytes(data[: len(data) // 3])  # truncated: not a readable HDF5 file any more
     run = run_with_failover(request, progress=False, timeout=300)
 
     assert run.status() == "FAILED"

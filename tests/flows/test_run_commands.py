@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import globus_sdk
+import h5py
+import numpy as np
 import pytest
 import responses
 from globus_sdk.transport import RetryConfig
@@ -121,9 +123,12 @@ def test_run_wait_succeeds_then_status_logs_list(
 def test_a_failed_run_exits_1_with_the_reason(
     capsys: pytest.CaptureFixture[str], data: dict[str, str]
 ) -> None:
-    raw = Path(data["raw"])
-    content = raw.read_bytes()
-    raw.write_bytes(content[: len(content) // 3])
+    # a data error only the correlation finds (the pre-launch checks read no pixels)
+    with h5py.File(data["raw"], "r+") as f:
+        frames = f["/entry/data/data"]
+        frame = frames[5]
+        frame[3, 3] = np.iinfo(frames.dtype).max  # a saturated pixel
+        frames[5] = frame
     code, out, _ = xf(
         capsys, "run", data["raw"], "--qmap", data["qmap"], "--wait", "--facility", "local",
         "--workdir", data["work"], "--db", data["db"],

@@ -170,7 +170,10 @@ def test_flow_definition_command_prints_what_is_deployed(batch: bool) -> None:
     printed = json.loads(result.output)
     spec = xpcs_flow(batch=batch)
     assert printed == {"definition": spec.definition, "input_schema": spec.input_schema}
-    human = CliRunner().invoke(flow_definition_command, [])
+    default = CliRunner().invoke(flow_definition_command, ["--batch"] if batch else [])
+    assert default.exit_code == 0, default.output
+    assert json.loads(default.output) == printed  # the help's promise: as deployed
+    human = CliRunner().invoke(flow_definition_command, ["--summary"])
     assert "Correlate" in human.output
     assert COMPUTE_V3_URL in human.output
 
