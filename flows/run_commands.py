@@ -228,6 +228,10 @@ def run_command(
         db_path=db_path,
         workdir=workdir,
     )
+    if engine == "local":  # the run's process compiles the kernels first: say so
+        from xpcs_kernel.compile_notice import announce_first_run
+
+        announce_first_run(where=" (the run starts with that)")
     if wait:
         run = run_with_failover(request, timeout=timeout, progress=not as_json)
         _finish(run, as_json)

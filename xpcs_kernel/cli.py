@@ -173,6 +173,10 @@ def correlate_command(
         fit=not no_fit,
         allow_saturated=allow_saturated,
     )
+    if not quiet:  # the bar stands still while numba compiles: say why first
+        from xpcs_kernel.compile_notice import announce_first_run
+
+        announce_first_run(sys.stderr)
     show_bar = not quiet and not as_json and sys.stderr.isatty()
     if show_bar:
         bar = _progress_bar(raw.name)
