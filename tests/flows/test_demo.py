@@ -60,3 +60,13 @@ def test_demo_command_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     report = json.loads(capsys.readouterr().out)
     assert report["status"] == "SUCCEEDED"
     assert len(report["comparison"]) == 6
+    assert report["facility"]["skipped"]["polaris"] == "not configured"
+    assert isinstance(report["first_run_compile"], bool)
+    # the demo's run is listed, and a prefix of its id finds it
+    db = str(tmp_path / "s.db")
+    assert cli_main(["list", "--json", "--db", db]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [row["run_id"] for row in listed] == [report["run_id"]]
+    assert listed[0]["status"] == "SUCCEEDED"
+    assert cli_main(["status", report["run_id"][:8], "--db", db]) == 0
+    assert f"run {report['run_id']}: SUCCEEDED" in capsys.readouterr().out
