@@ -53,7 +53,9 @@ def _format_summary(summary: dict[str, Any]) -> str:
 
 @click.command("watch")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--qmap", type=click.Path(dir_okay=False, path_type=Path), help="The q-map file.")
+@click.option(
+    "--qmap", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The q-map file."
+)
 @click.option("--pattern", default="*.h5", show_default=True, help="Glob on file names.")
 @click.option("--recursive", is_flag=True, help="Watch subdirectories too.")
 @click.option(
@@ -139,6 +141,8 @@ def watch_command(
             return
         if directory is None or qmap is None:
             raise click.UsageError("DIRECTORY and --qmap are required (or use --status)")
+        if not directory.is_dir():  # one line, before the observer trips on it
+            raise click.BadParameter(f"'{directory}' does not exist", param_hint="DIRECTORY")
         obj = ctx.obj if isinstance(ctx.obj, dict) else {}
         launcher: Launcher = obj.get("watch_launcher") or FlowsLauncher(
             engine=engine,

@@ -199,3 +199,17 @@ def test_list_shows_local_runs_that_launch_did_not_index(
     assert [r["run_id"] for r in rows] == ["demo-run-1", "launched-1"]
     assert rows[0]["dataset"] == "demo_raw"
     assert rows[0]["status"] == "ACTIVE"
+
+
+def test_watch_of_a_missing_directory_is_one_line(
+    capsys: pytest.CaptureFixture[str], data: dict[str, str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "not-there"
+    code, _, err = xf(capsys, "watch", str(missing), "--qmap", data["qmap"], "--db", data["db"])
+    assert code == EXIT_USAGE
+    line = one_line(err)
+    assert f"'{missing}' does not exist" in line
+    assert "DIRECTORY" in line
+    code, _, err = xf(capsys, "watch", str(tmp_path), "--qmap", str(missing / "q.h5"))
+    assert code == EXIT_USAGE
+    assert "q.h5' does not exist" in one_line(err)
