@@ -71,8 +71,9 @@ def xpcs_plots(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.axis import Axis
     from matplotlib.figure import Figure
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
 
     from xpcs_kernel import plot_scales as ps
     from xpcs_kernel.result import read_result
@@ -94,10 +95,10 @@ def xpcs_plots(
         os.replace(partial, target)  # a PNG appears complete or not at all
         written.append(str(target))
 
-    def plain_log_axis(axis: Any) -> None:
+    def plain_log_axis(axis: Axis) -> None:
         """Log ticks at 1, 2, 5 x 10^k written as plain numbers (no crowded minor labels)."""
         axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axis.set_minor_formatter(NullFormatter())
 
     meta = res.metadata
