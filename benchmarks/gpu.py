@@ -11,7 +11,12 @@ Workloads (``--quick`` sizes in brackets):
   [256x256 x 1,000], 36 dynamic bins of rings: multi-tau;
 * ``sparse``: the same detector and frame count at 0.01 photons/pixel/frame,
   as CSR event lists (ours) or dense frames (boost_corr's GPU path is dense);
-* ``twotime``: 256x256 x 10,000 [128x128 x 1,000], 36 dynamic bins, every bin.
+* ``twotime``: 256x256 x 10,000 [128x128 x 1,000], 36 dynamic bins, every bin;
+* ``command`` (opt-in, ``--workload command``): the whole ``correlate`` (read an
+  LZ4 HDF5 file of the ``dense`` frames, SAXS, multi-tau, fit, write the result
+  file) with each backend, in this process after a small warm-up run; it
+  first writes that file (20 GB at full size) in a temporary folder
+  (``--tmp``).
 
 The frames cycle through a pool of ``--pool`` distinct chunks of ``--chunk``
 frames (the work does not depend on the values; 20 GB of distinct frames
@@ -29,8 +34,10 @@ rows read ``n/a (no CUDA device)`` elsewhere.
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,7 +46,10 @@ import numpy as np
 from bench_data import _rings, _write_qmap
 from bench_proc import peers_available, run_peer
 
+from xpcs_kernel.io import write_hdf5_frames
 from xpcs_kernel.multitau import MultiTauCorrelator, PixelBins
+from xpcs_kernel.options import CorrelationOptions
+from xpcs_kernel.pipeline import correlate_file
 from xpcs_kernel.qmap import QMap, read_qmap
 from xpcs_kernel.torch_backend.device import DeviceInfo, import_torch, index_tensor, resolve_device
 from xpcs_kernel.torch_backend.multitau import TorchMultiTau
@@ -48,11 +58,17 @@ from xpcs_kernel.torch_backend.twotime import TorchTwoTime
 from xpcs_kernel.twotime import TwoTimeCorrelator
 
 FULL = {
+    "command": (1024, 1024, 10_000),
     "dense": (1024, 1024, 10_000),
     "sparse": (1024, 1024, 10_000),
     "twotime": (256, 256, 10_000),
 }
-QUICK = {"dense": (256, 256, 1_000), "sparse": (256, 256, 1_000), "twotime": (128, 128, 1_000)}
+QUICK = {
+    "command": (256, 256, 1_000),
+    "dense": (256, 256, 1_000),
+    "sparse": (256, 256, 1_000),
+    "twotime": (128, 128, 1_000),
+}
 COLUMNS = ("workload", "code", "feed", "s", "pixel-frames/s", "H2D GB/s", "peak MiB", "vs numba")
 
 
@@ -268,6 +284,37 @@ def twotime_workload(bench: Bench, shape: tuple[int, int, int]) -> None:
     boost_rows(bench, "twotime", pool, qmap_path, n_out, "twotime")
 
 
+def command_workload(bench: Bench, shape: tuple[int, int, int]) -> None:
+    height, width, n = shape
+    qmap_path, _ = make_qmap(bench.workdir, height, width)
+    pool = make_pool(height, width, bench, 1.0, seed=9)
+    n_chunks = n // bench.chunk
+    raw = bench.workdir / "raw.h5"
+    write_hdf5_frames(raw, (pool[i % len(pool)] for i in range(n_chunks)), compression="lz4")
+    work = float(n_chunks * bench.chunk * height * width)
+    small = bench.workdir / "small.h5"
+    write_hdf5_frames(small, pool[0], compression="lz4")
+    warnings.simplefilter("ignore", RuntimeWarning)  # Poisson noise: nothing to fit in g2
+    for code, backend in (("ours numba", "numba"), ("ours torch", "torch")):
+        device = str(bench.info.device) if backend == "torch" else "auto"
+        opts = CorrelationOptions(frame_time=1e-3, backend=backend, device=device)  # type: ignore[arg-type]
+        correlate_file(small, qmap_path, bench.workdir / "warm.h5", options=opts)
+        out = bench.workdir / f"{backend}.h5"
+        run = functools.partial(correlate_file, raw, qmap_path, out, options=opts)
+        seconds, _, peak = bench.timed(run)
+        diff = None if backend == "numba" else rel_diff(_g2(out), _g2(bench.workdir / "numba.h5"))
+        bench.row("command", code, "file", seconds, work, peak=peak, diff=diff)
+    raw.unlink()
+
+
+def _g2(path: Path) -> np.ndarray:
+    from xpcs_kernel.result import read_result
+
+    g2 = read_result(path).g2
+    assert g2 is not None
+    return np.asarray(g2)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -277,8 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=64, help="frames per chunk (default 64)")
     parser.add_argument("--pool", type=int, default=4, help="distinct chunks cycled (default 4)")
     parser.add_argument(
-        "--workload", action="append", choices=sorted(FULL), help="repeatable; default all"
+        "--workload",
+        action="append",
+        choices=sorted(FULL),
+        help="repeatable; default dense, sparse, twotime",
     )
+    parser.add_argument("--tmp", default=None, help="folder of the temporary files")
     args = parser.parse_args(argv)
     info = resolve_device(args.device)
     torch = import_torch()
@@ -287,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     if info.accelerator is None:
         print("NO GPU: torch sees no CUDA/ROCm/XPU device; the torch rows ran on CPU torch")
         print("(correctness and plumbing only: these figures say nothing about GPU speed)")
-    with tempfile.TemporaryDirectory(prefix="xpcs-gpu-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="xpcs-gpu-bench-", dir=args.tmp) as tmp:
         bench = Bench(info, args.chunk, args.pool, Path(tmp))
         h, w, _ = sizes["dense"]
         raw = h2d_bandwidth(bench, bench.chunk * h * w * 2)
@@ -298,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             if name == "twotime":
                 twotime_workload(bench, sizes[name])
+            elif name == "command":
+                command_workload(bench, sizes[name])
             else:
                 multitau_workload(bench, name, sizes[name], 1.0 if name == "dense" else 0.01)
     widths = [max(len(str(r[i])) for r in [COLUMNS, *bench.rows]) for i in range(len(COLUMNS))]
