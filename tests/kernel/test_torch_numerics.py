@@ -165,3 +165,14 @@ def test_saxs_equals_numba_exactly() -> None:
         np.testing.assert_array_equal(getattr(got, name), getattr(ref, name), err_msg=name)
     with pytest.raises(CorrelationError):
         acc.feed(flat[:1])
+
+
+def test_dense_transfer_keeps_values_and_widens_uint16() -> None:
+    stager = Stager(resolve_device("cpu"))
+    frames = np.array([[0, 65535], [7, 1]], dtype=np.uint16)
+    frames.setflags(write=False)  # readers may hand out read-only arrays
+    sent = stager.dense(frames)
+    assert sent.dtype == torch.int32
+    np.testing.assert_array_equal(sent.numpy(), frames)
+    assert stager.dense(np.ones((2, 2), dtype=np.uint32)).dtype == torch.int64
+    assert stager.bytes_moved == frames.nbytes + 2 * 2 * 8

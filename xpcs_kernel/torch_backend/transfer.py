@@ -50,8 +50,13 @@ class Stager:
         self.host_seconds = 0.0
 
     def dense(self, array: NDArray[Any]) -> Any:
-        """``array`` (any shape) as a tensor on the device."""
-        return self._send(torch_compatible(array))
+        """``array`` (any shape) as a tensor on the device.
+
+        uint16 frames travel as uint16 and become int32 on the device: torch's
+        uint16 has few kernels (sums, gathers) outside the CPU.
+        """
+        out = self._send(torch_compatible(array))
+        return out.to(self._torch.int32) if out.dtype == self._torch.uint16 else out
 
     def sparse(
         self, n_frames: int, n_pixels: int, indptr: NDArray[Any], pixels: NDArray[Any], counts: Any
