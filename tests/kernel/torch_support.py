@@ -19,6 +19,8 @@ def require_torch() -> ModuleType:
     except ImportError:
         if os.environ.get("CI"):
             pytest.fail("CI is set but torch is not installed: the torch tests must run in CI")
-        pytest.skip("torch is not installed (pip install 'xpcs-flows[gpu]')")
+        pytest.skip(
+            "torch is not installed (pip install 'xpcs-flows[gpu]')", allow_module_level=True
+        )
     torch.set_num_threads(min(2, torch.get_num_threads()))
     return torch
