@@ -145,3 +145,21 @@ def test_kernel_and_cli_start_without_importing_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == "False"
+
+
+def test_state_beyond_the_device_budget_is_refused(
+    dataset: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_torch()
+    from xpcs_kernel.errors import CorrelationError
+    from xpcs_kernel.torch_backend import device as device_module
+    from xpcs_kernel.torch_backend.multitau import TorchMultiTau
+
+    # 200 frames: 8 levels x 136 bytes per correlated pixel
+    n_corr = 24 * 32  # at most every pixel of the detector
+    assert TorchMultiTau.state_nbytes(n_corr, 200) == 8 * 136 * n_corr
+    monkeypatch.setattr(device_module, "HOST_BUDGET", 1000)
+    opts = CorrelationOptions(frame_time=1e-3, backend="torch", device="cpu", fit=False)
+    with pytest.raises(CorrelationError, match="budget on cpu"):
+        correlate_file(dataset["hdf5"], dataset["qmap"], tmp_path / "x.h5", options=opts)
+    assert not (tmp_path / "x.h5").exists()

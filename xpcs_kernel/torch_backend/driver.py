@@ -118,6 +118,21 @@ class _Correlators:
         return events
 
 
+def _check_budget(info: DeviceInfo, qm: QMap, opts: CorrelationOptions, n_out: int) -> None:
+    """A :class:`CorrelationError` when the multi-tau state would not fit the device budget.
+
+    (The two-time series go to host memory when they do not fit; the frames
+    in flight are sized from what is left.)
+    """
+    need = TorchMultiTau.state_nbytes(qm.pixel_index.size, n_out) if opts.wants_multitau else 0
+    if need > info.budget:
+        raise CorrelationError(
+            f"the multi-tau state of {qm.pixel_index.size} pixels x {n_out} frames needs "
+            f"{need / 2**20:.0f} MiB, more than the {info.budget / 2**20:.0f} MiB budget on "
+            f"{info.name} ({info.device}); select fewer frames or use backend='numba'"
+        )
+
+
 def correlate_file_torch(
     raw: str | os.PathLike[str],
     qmap: str | os.PathLike[str] | QMap,
@@ -167,13 +182,16 @@ def correlate_file_torch(
                 "(the first delay is one frame)"
             )
         use_sparse = choose_sparse(source, selection, opts.path)
+        _check_budget(info, qm, opts, n_out)
         corr = _Correlators(qm, opts, info, n_out)
         chunks = iter_chunks(
             source,
             selection,
             chunk_frames=opts.chunk_frames,
             sparse=use_sparse,
-            memory_budget=frames_budget(info, 0),
+            memory_budget=frames_budget(
+                info, TorchMultiTau.state_nbytes(qm.pixel_index.size, n_out)
+            ),
             allow_saturated=opts.allow_saturated,
         )
         events = done = 0

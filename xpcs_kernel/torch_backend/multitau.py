@@ -61,10 +61,16 @@ class TorchMultiTau:
         """Frames fed so far."""
         return self._levels[0].n_frames if self._levels else 0
 
-    def state_bytes(self) -> int:
-        """Device bytes of the state so far."""
-        per_pixel = (4 + 4 + 8) * 2 * self._d + 8
-        return len(self._levels) * per_pixel * self._n_corr
+    @staticmethod
+    def state_nbytes(n_corr: int, n_frames: int, *, delays_per_level: int = 4) -> int:
+        """Device bytes of the state for ``n_frames`` frames of ``n_corr`` pixels.
+
+        Per level (``floor(log2 N) + 1`` of them) and pixel: carry and first
+        frames (float32) and pair sums (float64) of ``2D`` rows, and the
+        float64 total: ``(4 + 4 + 8) 2D + 8`` bytes, 136 for ``D = 4``.
+        """
+        per_pixel = (4 + 4 + 8) * 2 * int(delays_per_level) + 8
+        return int(n_frames).bit_length() * per_pixel * int(n_corr)
 
     def feed(self, frames: Any) -> None:
         """The next frames: a float32 tensor ``(n, n_corr)`` on the device."""
