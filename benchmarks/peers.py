@@ -24,6 +24,12 @@ Tasks
 ``boost-cli``
     boost_corr's own command line (``spec["argv"]``), optionally with its
     HDF5 loader race fixed (``spec["patch_loader"]``).
+``boost-gpu``
+    boost_corr's ``MultitauCorrelator`` or ``TwotimeCorrelator`` on a GPU
+    (``spec["device"]``, e.g. ``"cuda"``), fed ``spec["n_frames"]`` frames
+    cycled from the chunk pool ``spec["pool"]`` (an ``.npy`` of shape
+    ``(K, chunk, H, W)``, uint16): once with the pool already in device
+    memory, once (multi-tau) from host memory. Used by ``benchmarks/gpu.py``.
 ``skbeam-multitau``
     scikit-beam's ``multi_tau_auto_corr`` with ``num_bufs`` (8) and
     ``num_levels``, labels = the static bins of the q-map; its per-static-bin
@@ -225,6 +231,64 @@ def task_boost_cli(spec: dict[str, Any]) -> dict[str, Any]:
     return {"timings": {}}
 
 
+def task_boost_gpu(spec: dict[str, Any]) -> dict[str, Any]:
+    """boost_corr's GPU path on frames cycled from a chunk pool (device and host fed)."""
+    import torch
+    from boost_corr import MultitauCorrelator, TwotimeCorrelator
+    from boost_corr.xpcs_aps_8idi.xpcs_qpartitionmap import XpcsQPartitionMap
+
+    device = str(spec["device"])
+    pool = np.load(spec["pool"])
+    k, chunk, h, w = pool.shape
+    n = int(spec["n_frames"])
+    twotime = spec["mode"] == "twotime"
+    threshold = 1.01 if twotime else 0.5  # > 1: the sorted crop its two-time path needs
+    qpm = XpcsQPartitionMap(
+        spec["qmap"], device=device, flag_sort=twotime, crop_ratio_threshold=threshold
+    )
+    qpm.update_rotation((h, w))
+    crop = None if qpm.mask_crop is None else qpm.mask_crop.numpy()
+    flat = [c.reshape(chunk, h * w) for c in pool]
+    cropped = [f[:, crop] if crop is not None else f for f in flat]
+    host = [torch.from_numpy(f.astype(np.int16)) for f in cropped]  # as its HDF5 reader
+    on_device = [x.to(device) for x in host]
+
+    def run(batches: list[Any]) -> float:
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        if twotime:
+            xb = TwotimeCorrelator(
+                qpm.qinfo, frame_num=n, det_size=(h, w), method="normal",
+                mask_crop=qpm.mask_crop, window=1024, device=device,
+            )  # fmt: skip
+        else:
+            xb = MultitauCorrelator(
+                (h, w), frame_num=n, queue_size=chunk, auto_queue=True, device=device,
+                mask_crop=qpm.mask_crop, qpm=qpm, max_memory=float(spec.get("max_memory", 36.0)),
+            )  # fmt: skip
+        for i in range(n // chunk):
+            xb.process(batches[i % k].to(device, non_blocking=True))
+        if twotime:
+            xb.post_processing(smooth_method="sqmap")
+            for _ in xb.get_twotime_generator():
+                pass
+        else:
+            _boost_finish(xb, qpm)
+        torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    torch.cuda.reset_peak_memory_stats()
+    timings = {"device": run(on_device)}
+    if not twotime:
+        timings["host"] = run(host)
+    return {
+        "timings": timings,
+        "n_frames": n // chunk * chunk,
+        "peak_device_bytes": int(torch.cuda.max_memory_allocated()),
+        "device_name": torch.cuda.get_device_name(),
+    }
+
+
 # -------------------------------------------------------------- scikit-beam
 def task_skbeam_multitau(spec: dict[str, Any]) -> dict[str, Any]:
     """scikit-beam multi-tau on per-static-bin labels, frames in memory."""
@@ -253,6 +317,7 @@ def task_skbeam_multitau(spec: dict[str, Any]) -> dict[str, Any]:
 
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "boost-cli": task_boost_cli,
+    "boost-gpu": task_boost_gpu,
     "boost-multitau": task_boost_multitau,
     "boost-twotime": task_boost_twotime,
     "skbeam-multitau": task_skbeam_multitau,

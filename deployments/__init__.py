@@ -35,6 +35,7 @@ from deployments.failover import (
     publication_key,
     record_failure,
 )
+from deployments.gpu import GpuSpec, run_kind
 from deployments.history import LearnedRates, RunHistory, RunRecord, RunTimings
 from deployments.model import Deployment
 from deployments.registry import DeploymentSet, load_deployments, user_config_dir
@@ -65,6 +66,7 @@ __all__ = [
     "FailoverPolicy",
     "FailureClass",
     "FailureKind",
+    "GpuSpec",
     "JobRequest",
     "LearnedRates",
     "NoFacilityAvailable",
@@ -83,6 +85,7 @@ __all__ = [
     "rank_facilities",
     "record_failure",
     "render_endpoint_template",
+    "run_kind",
     "select_facility",
     "simulate",
     "user_config_dir",

@@ -81,11 +81,15 @@ class FacilityChooser:
         """The combined status of every deployment (probes asked concurrently)."""
         return gather_statuses(self.probes, clock=self.clock)
 
-    def rates(self) -> dict[str, LearnedRates]:
-        """Learned rates of every deployment (priors without a history)."""
+    def rates(self, *, backend: str = "numba") -> dict[str, LearnedRates]:
+        """Learned rates of every deployment for a ``backend`` run (priors without a history)."""
         if self.history is None:
-            return {n: LearnedRates.from_priors(d) for n, d in self.deployments.items()}
-        return {n: self.history.learned_rates(d) for n, d in self.deployments.items()}
+            return {
+                n: LearnedRates.from_priors(d, backend=backend)
+                for n, d in self.deployments.items()
+            }
+        history = self.history
+        return {n: history.learned_rates(d, backend=backend) for n, d in self.deployments.items()}
 
     def decide(
         self,
@@ -120,7 +124,7 @@ class FacilityChooser:
             request,
             self.deployments.values(),
             self.statuses() if statuses is None else statuses,
-            self.rates(),
+            self.rates(backend=request.backend),
             now=self.clock(),
             policy=self.policy,
             inflight=inflight,

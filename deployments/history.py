@@ -11,6 +11,10 @@ Tables (in the user's one SQLite file, WAL mode):
     publication. :meth:`RunHistory.claim_publication` inserts it atomically,
     which is what makes publication idempotent across failover attempts.
 
+A run is a ``"gpu"`` run (the torch backend on a facility with GPUs) or a
+``"cpu"`` run (column ``run_kind``, :func:`deployments.gpu.run_kind`); their
+compute throughputs are learned apart, each from its own prior.
+
 Learned rates start at the descriptor's priors and move toward the median of
 the last runs: ``learned = (k * prior + n * median) / (k + n)``.
 """
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deployments.gpu import run_kind as _run_kind
 from deployments.model import Deployment
 
 __all__ = ["LearnedRates", "RunHistory", "RunRecord", "RunTimings", "default_database_path"]
@@ -51,7 +56,8 @@ CREATE TABLE IF NOT EXISTS run_history (
     queue_s REAL,
     compute_s REAL,
     stage_out_s REAL,
-    decision TEXT
+    decision TEXT,
+    run_kind TEXT
 );
 CREATE INDEX IF NOT EXISTS run_history_facility ON run_history (facility, outcome, finished_at);
 CREATE INDEX IF NOT EXISTS run_history_dataset ON run_history (dataset);
@@ -125,16 +131,18 @@ class LearnedRates:
         return self.stage_out_overhead_s
 
     @classmethod
-    def from_priors(cls, deployment: Deployment) -> LearnedRates:
-        """The descriptor's priors, unchanged."""
+    def from_priors(cls, deployment: Deployment, *, backend: str = "numba") -> LearnedRates:
+        """The descriptor's priors, unchanged (the GPU throughput for a GPU run)."""
         p = deployment.priors
+        gpu = _run_kind(backend, deployment.capabilities.gpus) == "gpu"
+        throughput = p.gpu_throughput_mpix_s if gpu and p.gpu_throughput_mpix_s else None
         return cls(
             deployment.name,
             p.transfer_rate_mb_s,
             p.transfer_overhead_s,
             p.queue_delay_s,
             p.dispatch_latency_s,
-            p.throughput_mpix_s,
+            throughput or p.throughput_mpix_s,
         )
 
 
@@ -166,6 +174,9 @@ class RunHistory:
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(run_history)")}
+        if "run_kind" not in columns:  # a history written before GPU runs were told apart
+            self._db.execute("ALTER TABLE run_history ADD COLUMN run_kind TEXT")
 
     def close(self) -> None:
         """Close the database."""
@@ -190,13 +201,19 @@ class RunHistory:
         bytes_in: int | None = None,
         frames: int | None = None,
         pixels: int | None = None,
+        run_kind: str = "cpu",
     ) -> None:
-        """Record that attempt ``attempt`` of ``dataset`` started on ``facility``."""
+        """Record that attempt ``attempt`` of ``dataset`` started on ``facility``.
+
+        ``run_kind`` is ``"gpu"`` or ``"cpu"`` (:func:`deployments.gpu.run_kind`).
+        """
+        if run_kind not in ("cpu", "gpu"):
+            raise ValueError(f"run_kind must be 'cpu' or 'gpu', not {run_kind!r}")
         with self._lock:
             self._db.execute(
                 "INSERT INTO run_history (run_id, dataset, facility, attempt, failover_from,"
-                " started_at, bytes_in, frames, pixels, decision)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " started_at, bytes_in, frames, pixels, decision, run_kind)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     dataset,
@@ -208,6 +225,7 @@ class RunHistory:
                     frames,
                     pixels,
                     None if decision is None else json.dumps(decision, sort_keys=True),
+                    run_kind,
                 ),
             )
 
@@ -280,20 +298,30 @@ class RunHistory:
         ]
 
     def learned_rates(
-        self, deployment: Deployment, *, window: int = 20, prior_weight: float = 3.0
+        self,
+        deployment: Deployment,
+        *,
+        window: int = 20,
+        prior_weight: float = 3.0,
+        backend: str = "numba",
     ) -> LearnedRates:
         """Rates for ``deployment`` from its last ``window`` successful runs and its priors.
 
-        Transfer rate samples are MB / (stage-in seconds - prior overhead);
+        The throughput is that of runs of the kind a ``backend`` run would be
+        there (GPU or CPU, :func:`deployments.gpu.run_kind`; runs recorded
+        without a kind are CPU runs), blended with that kind's prior; the
+        transfer and queue rates come from every run. Transfer rate samples
+        are MB / (stage-in seconds - prior overhead);
         throughput samples are frames x pixels / compute seconds; queue
         samples are the measured queue waits; stage-out overhead samples are
         the measured stage-out seconds less MB out / prior transfer rate.
         """
-        prior = LearnedRates.from_priors(deployment)
+        prior = LearnedRates.from_priors(deployment, backend=backend)
+        kind = _run_kind(backend, deployment.capabilities.gpus)
         with self._lock:
             rows = self._db.execute(
                 "SELECT bytes_in, bytes_out, frames, pixels, stage_in_s, queue_s, compute_s,"
-                " stage_out_s"
+                " stage_out_s, run_kind"
                 " FROM run_history WHERE facility=? AND outcome='succeeded'"
                 " ORDER BY finished_at DESC LIMIT ?",
                 (deployment.name, window),
@@ -308,7 +336,8 @@ class RunHistory:
                 rates.append(r["bytes_in"] / 1e6 / moving)
             if r["queue_s"] is not None:
                 queues.append(float(r["queue_s"]))
-            if r["frames"] and r["pixels"] and r["compute_s"]:
+            same_kind = (r["run_kind"] or "cpu") == kind
+            if same_kind and r["frames"] and r["pixels"] and r["compute_s"]:
                 throughputs.append(r["frames"] * r["pixels"] / 1e6 / r["compute_s"])
         return LearnedRates(
             facility=deployment.name,

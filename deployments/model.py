@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from deployments._fields import PLACEHOLDER_PREFIX, Fields
+from deployments.gpu import GpuSpec, parse_gpu
 from deployments.maintenance import MaintenanceWindow, parse_maintenance
 from xpcs_kernel.errors import ConfigurationError
 
@@ -79,6 +80,7 @@ class Capabilities:
     kernel_version: str
     slots: int
     transfer_streams: int | None = None
+    gpus: GpuSpec | None = None  # model, runtime and count when ``gpu`` (deployments.gpu)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class Priors:
     queue_delay_s: float
     dispatch_latency_s: float
     throughput_mpix_s: float
+    gpu_throughput_mpix_s: float | None = None  # torch runs on the GPUs (None: as CPU)
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,10 @@ class Deployment:
             "publication": coll(self.publication),
             "search_index": self.search_index,
             "allowed_roots": list(self.allowed_roots),
-            "capabilities": vars(self.capabilities),
+            "capabilities": {
+                **vars(self.capabilities),
+                "gpus": None if self.capabilities.gpus is None else vars(self.capabilities.gpus),
+            },
             "status_sources": [s.kind for s in self.status_sources],
             "maintenance": [m.description for m in self.maintenance],
             "priors": vars(self.priors),
@@ -231,8 +237,9 @@ def parse_deployment(name: str, data: Mapping[str, Any], *, source: str) -> Depl
     paths_t.finish()
 
     cap_t = _table(top, "capabilities", required=True)
+    has_gpu = cap_t.boolean("gpu")
     capabilities = Capabilities(
-        gpu=cap_t.boolean("gpu"),
+        gpu=has_gpu,
         memory_gb=cap_t.number("memory_gb", strict=True),
         kernel_version=cap_t.string("kernel_version"),
         slots=cap_t.integer("slots", 1, minimum=1),
@@ -241,6 +248,7 @@ def parse_deployment(name: str, data: Mapping[str, Any], *, source: str) -> Depl
             if "transfer_streams" in cap_t.data
             else None
         ),
+        gpus=parse_gpu(cap_t, gpu=has_gpu),
     )
     _version_tuple(cap_t, "kernel_version", capabilities.kernel_version)
     cap_t.finish()
@@ -257,6 +265,11 @@ def parse_deployment(name: str, data: Mapping[str, Any], *, source: str) -> Depl
         queue_delay_s=pri_t.number("queue_delay_s", 0.0),
         dispatch_latency_s=pri_t.number("dispatch_latency_s", 1.0),
         throughput_mpix_s=pri_t.number("throughput_mpix_s", strict=True),
+        gpu_throughput_mpix_s=(
+            pri_t.number("gpu_throughput_mpix_s", strict=True)
+            if "gpu_throughput_mpix_s" in pri_t.data
+            else None
+        ),
     )
     pri_t.finish()
 

@@ -95,7 +95,7 @@ def rank_facilities(
             d,
             request,
             statuses.get(d.name),
-            rates.get(d.name) or LearnedRates.from_priors(d),
+            rates.get(d.name) or LearnedRates.from_priors(d, backend=request.backend),
             now,
             pol,
             sent.get(d.name, 0),

@@ -52,6 +52,7 @@ class JobRequest:
     source_collection: str | None = None
     source_path: str | None = None
     needs_gpu: bool = False
+    backend: str = "numba"  # the kernel backend: "torch" runs are GPU runs where there are GPUs
     memory_gb: float = 0.0
     min_kernel_version: str | None = None
     allow_local: bool = True

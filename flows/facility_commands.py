@@ -98,6 +98,13 @@ def _json_safe(value: Any) -> Any:
     help="Pixels per frame.",
 )
 @click.option("--gpu", "needs_gpu", is_flag=True, help="The job needs a GPU.")
+@click.option(
+    "--backend",
+    type=click.Choice(["numba", "torch"]),
+    default="numba",
+    show_default=True,
+    help="Kernel backend of the job: torch runs use each facility's GPU rates.",
+)
 @click.option("--no-local", is_flag=True, help="Do not consider the local deployment.")
 @click.option("--no-history", is_flag=True, help="Use the descriptors' priors, not learned rates.")
 @click.pass_context
@@ -109,6 +116,7 @@ def facilities_command(
     frames: int,
     pixels: int,
     needs_gpu: bool,
+    backend: str,
     no_local: bool,
     no_history: bool,
 ) -> None:
@@ -127,6 +135,7 @@ def facilities_command(
             frames=frames,
             pixels=pixels,
             needs_gpu=needs_gpu,
+            backend=backend,
             allow_local=not no_local,
         )
         report = chooser.overview(request)

@@ -38,6 +38,7 @@ from deployments import (
     RunHistory,
     load_deployments,
     publication_key,
+    run_kind,
 )
 from flows.globus_runs import LABEL_MAX, run_label
 from flows.launch_engines import standard_tags, start_globus, start_local
@@ -113,7 +114,7 @@ class LaunchRequest:
         return sorted(n for n, d in self.deployments.items() if d.engine == self.engine)
 
 
-def _job(raw: Path, dataset: str) -> JobRequest:
+def _job(raw: Path, dataset: str, backend: str = "numba") -> JobRequest:
     """The chooser's request: sizes from the raw file's header (file size if unreadable)."""
     from xpcs_kernel.errors import InputDataError
     from xpcs_kernel.io import open_frames
@@ -131,6 +132,7 @@ def _job(raw: Path, dataset: str) -> JobRequest:
         frames=max(1, int(n_frames)),
         pixels=max(1, int(h) * int(w)),
         allow_local=True,
+        backend=backend,
     )
 
 
@@ -208,7 +210,7 @@ def prepare_launch(
         workdir=Path(workdir).resolve() if workdir is not None else db.parent / "local-runs",
         launch_id=launch_id,
         publication_key=publication_key(dataset, options={**option_dict, "launch": launch_id}),
-        job=_job(raw_path, dataset),
+        job=_job(raw_path, dataset, opts.backend),
         deployments=dict(found.deployments),
     )
 
@@ -277,6 +279,9 @@ def _record_start(request: LaunchRequest, entry: RunIndexEntry, failover_from: s
             bytes_in=request.job.bytes_in,
             frames=request.job.frames,
             pixels=request.job.pixels,
+            run_kind=run_kind(
+                request.job.backend, request.deployments[entry.facility].capabilities.gpus
+            ),
         )
 
 

@@ -157,6 +157,20 @@ def correlation_options_schema() -> dict[str, Any]:
                 "title": "Chunk frames",
                 "description": "Frames read per chunk (null: from a memory budget)",
             },
+            "backend": {
+                "type": "string",
+                "enum": ["numba", "torch"],
+                "default": "numba",
+                "title": "Backend",
+                "description": "Kernel backend: numba (CPU) or torch (GPU, xpcs-flows[gpu])",
+            },
+            "device": {
+                "type": "string",
+                "pattern": "^(auto|cpu|(cuda|xpu)(:[0-9]+)?)$",
+                "default": "auto",
+                "title": "Device",
+                "description": "torch device: auto, cpu, cuda[:N] or xpu[:N]",
+            },
         },
     }
 

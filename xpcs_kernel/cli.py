@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from xpcs_kernel.options import MODES, PATHS, CorrelationOptions
+from xpcs_kernel.options import BACKENDS, MODES, PATHS, CorrelationOptions
 
 __all__ = ["correlate_command", "format_summary", "synth_command"]
 
@@ -121,6 +121,19 @@ def format_summary(summary: Any) -> list[str]:
     show_default=True,
     help="Multi-tau kernel: dense, sparse, or chosen by occupancy.",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="numba",
+    show_default=True,
+    help="Kernel backend: numba (CPU) or torch (GPU; the xpcs-flows[gpu] extra).",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="torch device: auto (a GPU if present), cpu, cuda[:N] (NVIDIA/AMD) or xpu[:N] (Intel).",
+)
 @click.option("--no-fit", is_flag=True, help="Skip the g2 fits.")
 @click.option(
     "--allow-saturated", is_flag=True, help="Accept saturated pixel values instead of failing."
@@ -141,6 +154,8 @@ def correlate_command(
     dataset: str | None,
     twotime_bins: str | None,
     kernel_path: str,
+    backend: str,
+    device: str,
     no_fit: bool,
     allow_saturated: bool,
     as_json: bool,
@@ -172,6 +187,8 @@ def correlate_command(
         path=kernel_path,  # type: ignore[arg-type]
         fit=not no_fit,
         allow_saturated=allow_saturated,
+        backend=backend,  # type: ignore[arg-type]
+        device=device,
     )
     if not quiet:  # the bar stands still while numba compiles: say why first
         from xpcs_kernel.compile_notice import announce_first_run

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from xpcs_kernel.errors import UsageError
+from xpcs_kernel.torch_backend.device_spec import BACKENDS, parse_device
 
-__all__ = ["MODES", "PATHS", "CorrelationOptions"]
+__all__ = ["BACKENDS", "MODES", "PATHS", "CorrelationOptions"]
 
 Mode = Literal["multitau", "twotime", "both"]
 Path = Literal["auto", "dense", "sparse"]
+Backend = Literal["numba", "torch"]
 MODES: tuple[Mode, ...] = ("multitau", "twotime", "both")
 PATHS: tuple[Path, ...] = ("auto", "dense", "sparse")
 
@@ -50,6 +52,14 @@ class CorrelationOptions:
         Accept frames with saturated unsigned values (otherwise an error).
     chunk_frames
         Frames read per chunk (``None``: chosen from a memory budget).
+    backend
+        ``"numba"`` (CPU, the default) or ``"torch"`` (GPU or CPU torch, the
+        ``xpcs-flows[gpu]`` extra; :mod:`xpcs_kernel.torch_backend`).
+    device
+        Where the torch backend runs: ``"auto"`` (a GPU when torch sees one,
+        else the CPU), ``"cpu"``, ``"cuda[:N]"`` (NVIDIA, and AMD with a ROCm
+        torch) or ``"xpu[:N]"`` (Intel). Only ``"auto"`` or ``"cpu"`` with
+        the numba backend.
     """
 
     mode: Mode = "multitau"
@@ -65,6 +75,8 @@ class CorrelationOptions:
     fit: bool = True
     allow_saturated: bool = False
     chunk_frames: int | None = None
+    backend: Backend = "numba"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -93,6 +105,15 @@ class CorrelationOptions:
             )
         if self.chunk_frames is not None and self.chunk_frames < 1:
             raise UsageError(f"must be >= 1, not {self.chunk_frames}", argument="chunk_frames")
+        if self.backend not in BACKENDS:
+            raise UsageError(
+                f"must be one of {', '.join(BACKENDS)}, not {self.backend!r}", argument="backend"
+            )
+        spec = parse_device(self.device)
+        if self.backend == "numba" and spec.kind not in ("auto", "cpu"):
+            raise UsageError(
+                f"{self.device} needs backend='torch' (numba runs on the CPU)", argument="device"
+            )
         if self.twotime_bins is not None:
             if len(self.twotime_bins) == 0:
                 raise UsageError("must name at least one bin", argument="twotime_bins")

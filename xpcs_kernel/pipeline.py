@@ -186,6 +186,10 @@ def correlate_file(
         Paths, sizes, timings, throughput and fitted rates.
     """
     opts = options or CorrelationOptions()
+    if opts.backend == "torch":  # the GPU backend has its own driver (imports torch)
+        from xpcs_kernel.torch_backend.driver import correlate_file_torch
+
+        return correlate_file_torch(raw, qmap, output, options=opts, progress=progress)
     t_start = time.perf_counter()
     timer = StageTimer()
     raw_path = Path(raw)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from flows.facility_commands import facilities_command, simulate_command
@@ -97,3 +98,24 @@ def test_simulate_rejects_unknown_policy() -> None:
     result = CliRunner().invoke(simulate_command, ["--policy", "random"])
     assert result.exit_code == 2
     assert "Invalid value for '--policy'" in result.output
+
+
+def test_facilities_backend_torch_uses_gpu_rates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deployments import chooser
+    from tests.deployments.helpers import write_overrides
+
+    monkeypatch.setattr(chooser, "build_probes", lambda *args, **kwargs: [])  # status unknown
+    folder = write_overrides(tmp_path / "deployments", ("polaris",))
+    compute = {}
+    for backend in ("numba", "torch"):
+        args = ["--json", "--no-history", "--config-dir", str(folder), "--backend", backend]
+        result = CliRunner().invoke(facilities_command, args)
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.output)["decision"]["candidates"]
+        compute[backend] = {r["facility"]: r["estimate"]["compute_s"] for r in rows}
+    # 10,000 x 1 Mpx: Polaris 2,000 Mpix/s on CPU, 20,000 on its A100s; local has no GPU
+    assert compute["numba"]["polaris"] == 5.0
+    assert compute["torch"]["polaris"] == 0.5
+    assert compute["torch"]["local"] == compute["numba"]["local"]

@@ -19,11 +19,12 @@ PROVIDERS = {
     "polaris": "PBSProProvider",
     "aurora": "PBSProProvider",
     "perlmutter": "SlurmProvider",
+    "frontier": "SlurmProvider",
 }
 
 
 def test_templates_shipped() -> None:
-    assert endpoint_template_names() == ["aurora", "perlmutter", "polaris"]
+    assert endpoint_template_names() == ["aurora", "frontier", "perlmutter", "polaris"]
 
 
 @pytest.mark.parametrize("name", sorted(PROVIDERS))
@@ -36,7 +37,7 @@ def test_render_gives_valid_yaml_with_the_run_values(name: str) -> None:
     assert provider["account"] == "XPCS-proj"
     assert provider["walltime"] == "00:20:00"
     assert provider["nodes_per_block"] == 2
-    queue_key = "qos" if name == "perlmutter" else "queue"
+    queue_key = {"perlmutter": "qos", "frontier": "partition"}.get(name, "queue")
     assert provider[queue_key] == "debug"
     assert provider["init_blocks"] == 0
 
@@ -95,7 +96,7 @@ def test_schema_limits_the_run_values() -> None:
 
 def test_unknown_template() -> None:
     with pytest.raises(ConfigurationError, match="no endpoint template"):
-        endpoint_template_text("frontier")
+        endpoint_template_text("theta")
 
 
 @pytest.mark.parametrize("name", sorted(PROVIDERS))

@@ -1,0 +1,268 @@
+"""One ``correlate`` run on the torch backend: read, stream to the device, correlate, write.
+
+:func:`xpcs_kernel.pipeline.correlate_file` hands over here when the options
+say ``backend="torch"``. The chunks come from the same readers (read ahead in
+a thread), go to the device through :class:`~.transfer.Stager` (pinned
+buffers, copies overlapped with compute on a GPU) and feed the torch SAXS,
+multi-tau and two-time correlators; the result file, its metadata and the
+returned :class:`~xpcs_kernel.pipeline.CorrelationSummary` are those of the
+numba backend.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from xpcs_kernel._pipeline_chunks import StageTimer, choose_sparse, prefetch
+from xpcs_kernel._version import __version__
+from xpcs_kernel.errors import CorrelationError, FrameFormatError
+from xpcs_kernel.io import FrameChunk, FrameSelection, detect_format, iter_chunks, open_frames
+from xpcs_kernel.metadata import RawMetadata, read_raw_metadata
+from xpcs_kernel.multitau import PixelBins
+from xpcs_kernel.options import CorrelationOptions
+from xpcs_kernel.qmap import QMap, read_qmap
+from xpcs_kernel.result import ResultMetadata, write_result
+from xpcs_kernel.torch_backend.device import (
+    DeviceInfo,
+    import_torch,
+    index_tensor,
+    resolve_device,
+)
+from xpcs_kernel.torch_backend.multitau import TorchMultiTau
+from xpcs_kernel.torch_backend.saxs import TorchSaxs
+from xpcs_kernel.torch_backend.transfer import Stager
+from xpcs_kernel.torch_backend.twotime import TorchTwoTime
+
+if TYPE_CHECKING:
+    from xpcs_kernel.pipeline import CorrelationSummary, ProgressCallback
+
+__all__ = ["correlate_file_torch", "frames_budget"]
+
+_MAX_CHUNK_BYTES = 1 << 30  # frames read per chunk at most (host memory)
+
+
+def frames_budget(info: DeviceInfo, state_bytes: int) -> int:
+    """Host bytes per chunk read: a quarter of what the device budget leaves, within bounds."""
+    spare = max(info.budget - state_bytes, 0) // 4
+    return int(min(_MAX_CHUNK_BYTES, max(64 << 20, spare)))
+
+
+class _Correlators:
+    """The torch accumulators of one run, fed chunk by chunk on the device."""
+
+    def __init__(self, qm: QMap, opts: CorrelationOptions, info: DeviceInfo, n_out: int) -> None:
+        self.torch = import_torch()
+        self.info = info
+        self.qm = qm
+        self.opts = opts
+        self.n_pixels = qm.shape[0] * qm.shape[1]
+        self.pixel_index = index_tensor(qm.pixel_index, info.device)
+        self.sx = TorchSaxs(qm, n_frames=n_out, device=info.device)
+        self.mt = (
+            TorchMultiTau(qm.pixel_index.size, device=info.device) if opts.wants_multitau else None
+        )
+        self.tt = (
+            TorchTwoTime(
+                qm.dynamic_of_static[qm.static_index],
+                n_dynamic=qm.n_dynamic,
+                device=info.device,
+                budget=info.budget // 2,
+                n_frames=n_out,
+                bins=opts.twotime_bins,
+                static_index=qm.static_index,
+            )
+            if opts.wants_twotime
+            else None
+        )
+        self.stager = Stager(info)
+
+    def feed(self, chunk: FrameChunk, timer: StageTimer) -> int:
+        """Move ``chunk`` to the device and feed it everywhere; returns its events (sparse)."""
+        torch = self.torch
+        t = time.perf_counter()
+        events = 0
+        if chunk.sparse is not None:
+            sp = chunk.sparse
+            events = int(sp.indptr[-1] - sp.indptr[0])
+            frames = self.stager.sparse(
+                sp.n_frames, self.n_pixels, sp.indptr, sp.pixels, sp.counts
+            )
+        else:
+            assert chunk.dense is not None
+            frames = self.stager.dense(chunk.dense).reshape(chunk.n_frames, self.n_pixels)
+        t = timer.add("transfer", t)
+        self.sx.feed(frames)
+        t = timer.add("saxs", t)
+        x = frames.index_select(1, self.pixel_index).to(torch.float32)
+        if self.opts.normalize_frame:
+            means = x.sum(dim=1, dtype=torch.float64) / x.shape[1]
+            bad = torch.nonzero(means <= 0)
+            if bad.numel():
+                frame = int(bad[0, 0]) + chunk.start
+                raise FrameFormatError(
+                    "cannot normalize a frame whose mean intensity is 0", key=f"frame {frame}"
+                )
+            x = x / means.to(torch.float32)[:, None]
+        if self.mt is not None:
+            self.mt.feed(x)
+        t = timer.add("correlate", t)
+        if self.tt is not None:
+            self.tt.feed(x)
+        timer.add("twotime", t)
+        return events
+
+
+def _check_budget(info: DeviceInfo, qm: QMap, opts: CorrelationOptions, n_out: int) -> None:
+    """A :class:`CorrelationError` when the multi-tau state would not fit the device budget.
+
+    (The two-time series go to host memory when they do not fit; the frames
+    in flight are sized from what is left.)
+    """
+    need = TorchMultiTau.state_nbytes(qm.pixel_index.size, n_out) if opts.wants_multitau else 0
+    if need > info.budget:
+        raise CorrelationError(
+            f"the multi-tau state of {qm.pixel_index.size} pixels x {n_out} frames needs "
+            f"{need / 2**20:.0f} MiB, more than the {info.budget / 2**20:.0f} MiB budget on "
+            f"{info.name} ({info.device}); select fewer frames or use backend='numba'"
+        )
+
+
+def correlate_file_torch(
+    raw: str | os.PathLike[str],
+    qmap: str | os.PathLike[str] | QMap,
+    output: str | os.PathLike[str],
+    *,
+    options: CorrelationOptions,
+    progress: ProgressCallback | None = None,
+) -> CorrelationSummary:
+    """:func:`xpcs_kernel.pipeline.correlate_file` on the torch backend (same arguments)."""
+    from xpcs_kernel.pipeline import CorrelationSummary, _fit_summary, sha256_file
+
+    opts = options
+    t_start = time.perf_counter()
+    timer = StageTimer()
+    info = resolve_device(opts.device)
+    info.reset_peak()
+    raw_path = Path(raw)
+    qm = qmap if isinstance(qmap, QMap) else read_qmap(qmap)
+    qmap_name = str(qmap) if not isinstance(qmap, QMap) else (qm.source or "<in-memory q-map>")
+    rigaku_shape = qm.shape if detect_format(raw_path) == "rigaku" else None
+    with open_frames(raw_path, dataset=opts.dataset, frame_shape=rigaku_shape) as source:
+        qm.check_frame_shape(source.frame_shape, frames_source=str(raw_path))
+        meta = read_raw_metadata(raw_path) if source.path is not None else RawMetadata()
+        frame_time = opts.frame_time or meta.frame_time
+        if frame_time is None:
+            raise FrameFormatError(
+                "frame time unknown: not in the file's metadata; pass frame_time "
+                "(--frame-time SECONDS)",
+                path=raw_path,
+                key="/entry/instrument/detector_1/frame_time",
+            )
+        energy_kev = meta.energy_kev or qm.energy
+        if not (np.isfinite(energy_kev) and energy_kev > 0):
+            raise FrameFormatError(
+                "incident energy unknown: neither the raw file nor the q-map records it",
+                path=raw_path,
+                key="/entry/instrument/incident_beam/incident_energy",
+                expected="a positive energy in keV",
+            )
+        selection = FrameSelection(
+            begin=opts.begin, end=opts.end, stride=opts.stride, avg=opts.avg
+        )
+        n_out = selection.n_output(source.n_frames)
+        if opts.wants_multitau and n_out < 2:
+            raise CorrelationError(
+                f"{raw_path}: {n_out} frame(s) selected; multi-tau needs at least 2 "
+                "(the first delay is one frame)"
+            )
+        use_sparse = choose_sparse(source, selection, opts.path)
+        _check_budget(info, qm, opts, n_out)
+        corr = _Correlators(qm, opts, info, n_out)
+        chunks = iter_chunks(
+            source,
+            selection,
+            chunk_frames=opts.chunk_frames,
+            sparse=use_sparse,
+            memory_budget=frames_budget(
+                info, TorchMultiTau.state_nbytes(qm.pixel_index.size, n_out)
+            ),
+            allow_saturated=opts.allow_saturated,
+        )
+        events = done = 0
+        t = time.perf_counter()
+        for chunk in prefetch(chunks):
+            t = timer.add("read", t)
+            events += corr.feed(chunk, timer)
+            done += chunk.n_frames
+            if progress is not None:
+                progress(done, n_out)
+            t = time.perf_counter()
+        if done != n_out:
+            raise CorrelationError(f"{raw_path}: read {done} frames, expected {n_out}")
+        t = time.perf_counter()
+        bins = PixelBins(qm.static_index, qm.dynamic_of_static, qm.n_dynamic)
+        g2 = corr.mt.g2(bins) if corr.mt is not None else None
+        t = timer.add("correlate", t)
+        two = corr.tt.result() if corr.tt is not None else None
+        t = timer.add("twotime", t)
+        saxs = corr.sx.result()
+        timer.add("saxs", t)
+    occupancy = (
+        events / (done * qm.shape[0] * qm.shape[1]) if use_sparse and done else float("nan")
+    )
+    fit_rows: list[dict[str, Any]] = []
+    diffusion: dict[str, float] | None = None
+    fit_arrays: dict[str, Any] | None = None
+    if g2 is not None and opts.fit:
+        t = time.perf_counter()
+        factor = frame_time * opts.stride * opts.avg
+        fit_rows, diffusion, fit_arrays = _fit_summary(g2, qm, g2.delays * factor)
+        timer.add("fit", t)
+    t = time.perf_counter()
+    inputs = [(str(raw_path), sha256_file(raw_path), raw_path.stat().st_size)]
+    if not isinstance(qmap, QMap):
+        inputs.append((str(qmap), sha256_file(qmap), Path(qmap).stat().st_size))
+    metadata = ResultMetadata(
+        frame_time=frame_time,
+        count_time=meta.count_time or frame_time,
+        incident_energy_kev=float(energy_kev),
+        start_time=meta.start_time or datetime.now(UTC).isoformat(timespec="seconds"),
+        begin=opts.begin,
+        end=opts.end if opts.end is not None else source.n_frames,
+        stride=opts.stride,
+        avg=opts.avg,
+        normalize_frame=opts.normalize_frame,
+        input_files=tuple(inputs),
+        software_version=__version__,
+        parameters=opts.to_dict(),
+        timings=dict(timer.totals),
+    )
+    write_result(
+        output, qmap=qm, saxs=saxs, metadata=metadata, multitau=g2, twotime=two, fit=fit_arrays
+    )
+    timer.add("write", t)
+    timings = dict(timer.totals)
+    timings["total"] = time.perf_counter() - t_start
+    return CorrelationSummary(
+        output=str(output),
+        raw=str(raw_path),
+        qmap=qmap_name,
+        mode=opts.mode,
+        n_frames=n_out,
+        frame_shape=qm.shape,
+        n_pixels=int(qm.pixel_index.size),
+        n_dynamic=qm.n_dynamic,
+        n_static=qm.n_static,
+        path="sparse" if use_sparse else "dense",
+        occupancy=occupancy,
+        frame_time=frame_time,
+        timings=timings,
+        fit=fit_rows,
+        diffusion=diffusion,
+    )
