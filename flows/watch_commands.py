@@ -104,6 +104,12 @@ def _format_summary(summary: dict[str, Any]) -> str:
 )
 @click.option("--status", "show_status", is_flag=True, help="Summarise the ledger and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --status: print JSON.")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Follow each file while it is written (partial g2 in DIR/.xpcs-live/); "
+    "the run is still launched once, when the file is complete.",
+)
 @click.pass_context
 def watch_command(
     ctx: click.Context,
@@ -124,6 +130,7 @@ def watch_command(
     mode: str | None,
     show_status: bool,
     as_json: bool,
+    live: bool = False,
 ) -> None:
     """Launch one flow run per new, complete data file in DIRECTORY, exactly once.
 
@@ -158,6 +165,7 @@ def watch_command(
             tags=tuple(tags),
             open_timeout=open_timeout,
             polling=polling,
+            live=live,
         )
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
