@@ -23,6 +23,7 @@ import click
 from flows.watch import WatchConfig, Watcher
 from flows.watch_launcher import FlowsLauncher, Launcher
 from flows.watch_ledger import FileState, Ledger, LedgerEntry
+from flows.watch_live import LIVE_DIR, describe_live
 from flows.watch_scan import canonical_dir, canonical_file
 from xpcs_kernel.errors import UsageError
 
@@ -143,6 +144,9 @@ def watch_command(
             watch_dir = None if directory is None else canonical_dir(directory)
             summary = book.summary(watch_dir=watch_dir)
             click.echo(json.dumps(summary, indent=2) if as_json else _format_summary(summary))
+            if directory is not None and not as_json:  # live mode: the g2 so far
+                for line in describe_live(Path(watch_dir or directory) / LIVE_DIR):
+                    click.echo(line)
             return
         if directory is None or qmap is None:
             raise click.UsageError("DIRECTORY and --qmap are required (or use --status)")

@@ -21,12 +21,17 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from flows.watch_config import WatchConfig
+from xpcs_kernel.errors import XPCSFlowsError
 
-__all__ = ["LiveFollowers", "live_followers", "live_result_path"]
+__all__ = ["LIVE_DIR", "LiveFollowers", "describe_live", "live_followers", "live_result_path"]
+
+#: The live results' directory inside a watched directory (hidden: never scanned).
+LIVE_DIR = ".xpcs-live"
 
 _log = logging.getLogger("flows.watch")
 
@@ -37,7 +42,7 @@ def live_followers(config: WatchConfig, directory: Path, qmap: Path) -> LiveFoll
         return None
     return LiveFollowers(
         qmap,
-        config.live_dir or directory / ".xpcs-live",
+        config.live_dir or directory / LIVE_DIR,
         idle=max(config.settle, 10.0),
         done_marker=config.done_marker,
     )
@@ -53,6 +58,8 @@ class _Follower:
     process: subprocess.Popen[bytes]
     output: Path
     log: Path
+    plotted: float = float("-inf")  # mtime of the result last plotted
+    plotted_at: float = float("-inf")  # when (monotonic)
 
 
 class LiveFollowers:
@@ -68,6 +75,9 @@ class LiveFollowers:
         The followers' ``--idle`` and ``--update`` seconds.
     done_marker
         The writer's done-marker suffix (``None``: the followers end on ``idle``).
+    plot_interval
+        Redraw the plots of a live result (``<live_dir>/plots/``, g2 titled with
+        the frame count so far) at most this often, in seconds; ``None``: never.
     """
 
     def __init__(
@@ -78,12 +88,14 @@ class LiveFollowers:
         idle: float,
         update: float = 2.0,
         done_marker: str | None = None,
+        plot_interval: float | None = 10.0,
     ) -> None:
         self.qmap = Path(qmap)
         self.live_dir = Path(live_dir)
         self.idle = float(idle)
         self.update = float(update)
         self.done_marker = done_marker
+        self.plot_interval = plot_interval
         self._running: dict[str, _Follower] = {}
         self._ended: dict[str, int] = {}
 
@@ -112,7 +124,10 @@ class LiveFollowers:
     def ensure(self, raw: str) -> bool:
         """Start a follower for ``raw`` unless one runs or ran; True when one was started."""
         self.reap()
-        if raw in self._running or raw in self._ended or not Path(raw).exists():
+        if raw in self._running:
+            self._refresh_plots(self._running[raw])
+            return False
+        if raw in self._ended or not Path(raw).exists():
             return False
         self.live_dir.mkdir(parents=True, exist_ok=True)
         output = live_result_path(self.live_dir, raw)
@@ -127,6 +142,25 @@ class LiveFollowers:
         self._running[raw] = _Follower(process, output, log)
         _log.info("%s: live follower %d -> %s", raw, process.pid, output)
         return True
+
+    def _refresh_plots(self, follower: _Follower) -> None:
+        """Redraw the plots of a follower's result if it changed (throttled)."""
+        now = time.monotonic()
+        if self.plot_interval is None or now - follower.plotted_at < self.plot_interval:
+            return
+        try:
+            mtime = follower.output.stat().st_mtime
+        except FileNotFoundError:
+            return  # nothing written yet
+        if mtime == follower.plotted:
+            return
+        from tools.plots import xpcs_plots
+
+        follower.plotted, follower.plotted_at = mtime, now
+        try:
+            xpcs_plots(str(follower.output), str(self.live_dir / "plots"))
+        except (XPCSFlowsError, OSError, ValueError) as exc:  # a view only: the run is unaffected
+            _log.warning("%s: live plots not drawn: %s", follower.output, exc)
 
     def reap(self) -> dict[str, int]:
         """Collect the followers that ended; returns their exit codes by file."""
@@ -157,3 +191,16 @@ class LiveFollowers:
                 follower.process.kill()
                 follower.process.wait()
             del self._running[raw]
+
+
+def describe_live(live_dir: Path) -> list[str]:
+    """Text lines on every live result in ``live_dir``: frames so far and g2 so far."""
+    from xpcs_kernel.live.progress import read_progress
+
+    lines: list[str] = []
+    for path in sorted(Path(live_dir).glob("*_live.hdf")):
+        try:
+            lines += read_progress(path).lines()
+        except (XPCSFlowsError, OSError) as exc:
+            lines.append(f"{path}: unreadable ({exc})")
+    return lines

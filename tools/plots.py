@@ -65,6 +65,7 @@ def xpcs_plots(
     import numpy as np
     from matplotlib.figure import Figure
 
+    from xpcs_kernel.live.progress import frames_label
     from xpcs_kernel.result import read_result
 
     res = read_result(result)
@@ -109,6 +110,7 @@ def xpcs_plots(
             axes[b // cols][b % cols].axis("off")
         fig.supxlabel("delay (s)")
         fig.supylabel("g2")
+        fig.suptitle(f"g2, {frames_label(meta.parameters, meta.end - meta.begin)}", fontsize=9)
         fig.tight_layout()
         save(fig, "g2")
 

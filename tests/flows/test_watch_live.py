@@ -86,6 +86,7 @@ def test_live_watch_follows_while_writing_and_launches_once(tmp_path: Path) -> N
             time.sleep(0.05)
         assert watcher.live is not None
         assert watcher.live.running() == {}
+        assert (tmp_path / "live" / "plots" / "A_live_g2.png").exists()  # drawn while live
         final = read_result(live)
         assert final.metadata.end == 240
         assert final.metadata.parameters["follow"]["complete"] is True
