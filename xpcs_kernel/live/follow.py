@@ -194,10 +194,11 @@ class _Follower:
         self.resumed_from = self.done
         self.start_time = meta.start_time or datetime.now(UTC).isoformat(timespec="seconds")
 
-    def feed_to(self, available: int) -> int:
-        """Read and feed frames up to ``available``; return how many were fed."""
+    def feed_to(self, available: int, *, until: float = float("inf")) -> int:
+        """Read and feed frames up to ``available`` (or until the monotonic time
+        ``until``, so that a writer faster than the follower still sees updates)."""
         fed = 0
-        while self.done < available:
+        while self.done < available and time.monotonic() < until:
             stop = min(available, self.done + self.chunk)
             frames = self.source.read(self.done, stop)
             if isinstance(frames, np.ndarray):
@@ -299,16 +300,19 @@ def follow_file(
     with _open(raw_path, opts, qm, cfg) as source:
         qmap_file = None if isinstance(qmap, QMap) else Path(qmap)
         f = _Follower(raw_path, qm, qmap_file, out_path, opts, cfg, source)
-        last_frame = last_update = last_ckpt = time.monotonic()
+        last_frame = last_ckpt = time.monotonic()
+        last_update = float("-inf")  # the first frames are shown at once
         written = -1
+        budget = max(cfg.update, 0.5)  # feeding pauses this often for an update
         while True:
-            final = _marker(raw_path, cfg)
-            fed = f.feed_to(source.poll(final=final))
+            # the writer is done once its marker exists or no frame came for `idle` s
+            ended = _marker(raw_path, cfg) or time.monotonic() - last_frame >= cfg.idle
+            available = source.poll(final=ended)  # when ended, the last frame counts
+            fed = f.feed_to(available, until=time.monotonic() + budget)
             now = time.monotonic()
-            if fed:
+            if fed and not ended:
                 last_frame = now
-            if final or now - last_frame >= cfg.idle:
-                f.feed_to(source.poll(final=True))  # the writer is done: the last frame counts
+            if ended and f.done >= available:
                 break
             if f.done >= 2 and f.done != written and now - last_update >= cfg.update:
                 f.write_partial()
