@@ -303,3 +303,24 @@ def test_follow_config_and_options_are_validated() -> None:
         FollowConfig(idle=-1)
     with pytest.raises(UsageError, match="every frame"):
         follow_file("x.h5", "q.h5", "o.h5", options=CorrelationOptions(begin=3))
+
+
+def test_live_saxs_equals_the_fixed_count_accumulator_dense_and_sparse(
+    data: dict[str, Any],
+) -> None:
+    from xpcs_kernel.io import dense_to_sparse
+    from xpcs_kernel.live import LiveSaxs
+    from xpcs_kernel.qmap import read_qmap
+    from xpcs_kernel.saxs import saxs
+
+    qm = read_qmap(data["qmap"])
+    frames = data["frames"][:97]
+    dense, sparse = LiveSaxs(qm), LiveSaxs(qm)
+    for lo in range(0, 97, 20):  # chunks that do not line up with the 10 segments
+        dense.feed(frames[lo : lo + 20])
+        sparse.feed_sparse(dense_to_sparse(frames[lo : lo + 20]))
+    want = saxs(frames, qm)
+    for live in (dense, sparse, LiveSaxs.from_state(qm, dense.state())):
+        got = live.result()
+        for name in ("saxs_2d", "saxs_1d", "saxs_1d_segments", "intensity_vs_time"):
+            np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-12)

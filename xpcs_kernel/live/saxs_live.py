@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sps
+from numba import njit, prange
 from numpy.typing import NDArray
 
 from xpcs_kernel.errors import CorrelationError, UsageError
@@ -32,6 +33,24 @@ from xpcs_kernel.qmap import QMap
 from xpcs_kernel.saxs import SaxsResult
 
 __all__ = ["LiveSaxs"]
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _frame_bin_sums(flat: Any, bin_of: Any, valid: Any, rows: Any) -> None:  # pragma: no cover
+    """``rows[t, b] += flat[t, p]`` for the pixels ``p`` of static bin ``b``, and the
+    valid pixels' total in the last column (float64: exact for counts)."""
+    n, npix = flat.shape
+    last = rows.shape[1] - 1
+    for t in prange(n):
+        total = 0.0
+        for p in range(npix):
+            v = np.float64(flat[t, p])
+            b = bin_of[p]
+            if b >= 0:
+                rows[t, b] += v
+            if valid[p]:
+                total += v
+        rows[t, last] += total
 
 
 class LiveSaxs:
@@ -57,6 +76,10 @@ class LiveSaxs:
             (np.ones(rows.size), (rows, cols)), shape=(n_pixels, qmap.n_static + 1)
         )
         self._n_valid = int(valid.size)
+        # dense frames: the static bin of every pixel (-1: none), and whether it is valid
+        self._bin_of = np.full(n_pixels, -1, dtype=np.int32)
+        self._bin_of[qmap.pixel_index] = qmap.static_index
+        self._valid_of = qmap.mask.reshape(-1).astype(np.bool_)
         self._pixel_sum = np.zeros(n_pixels, dtype=np.float64)
         self._rows: list[NDArray[np.float64]] = []
         self._fed = 0
@@ -74,7 +97,11 @@ class LiveSaxs:
                 f"frames of {flat.shape[1]} pixels do not fit the q-map", argument="frames"
             )
         self._pixel_sum += flat.sum(axis=0, dtype=np.float64)
-        self._rows.append(np.asarray(self._weights.T @ flat.T.astype(np.float64)).T)
+        rows = np.zeros((flat.shape[0], self._qmap.n_static + 1))
+        if flat.dtype == np.bool_:
+            flat = flat.view(np.uint8)
+        _frame_bin_sums(np.ascontiguousarray(flat), self._bin_of, self._valid_of, rows)
+        self._rows.append(rows)
         self._fed += flat.shape[0]
 
     def feed_sparse(self, frames: SparseFrames) -> None:
