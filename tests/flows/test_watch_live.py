@@ -3,6 +3,7 @@ SWMR writer process is still writing it; the run is launched once, when complete
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -44,7 +45,7 @@ def test_live_watch_follows_while_writing_and_launches_once(tmp_path: Path) -> N
     np.save(tmp_path / "frames.npy", frames)
     beam = tmp_path / "beam"
     beam.mkdir()
-    raw = beam / "A.h5"
+    raw, log = beam / "A.h5", tmp_path / "writes.log"
     launcher = FakeLauncher()
     config = WatchConfig(
         directory=beam,
@@ -64,19 +65,25 @@ def test_live_watch_follows_while_writing_and_launches_once(tmp_path: Path) -> N
     )
     watcher.start()
     command = [sys.executable, "-m", "xpcs_kernel.live.detector", "swmr"]
-    command += [str(tmp_path / "frames.npy"), str(raw), "--per-write", "4", "--interval", "0.1"]
-    writer = subprocess.Popen([*command, "--done-marker", ".done"], cwd=ROOT)
+    command += [str(tmp_path / "frames.npy"), str(raw), "--per-write", "4", "--interval", "0.05"]
+    writer = subprocess.Popen([*command, "--done-marker", ".done", "--log", str(log)], cwd=ROOT)
     live = live_result_path(tmp_path / "live", raw)
     partial: list[int] = []
+    paused = False
     try:
         deadline = time.monotonic() + 120
         while not launcher.runs and time.monotonic() < deadline:
+            if not paused and log.exists() and len(log.read_text().splitlines()) >= 10:
+                # hold the writer mid-file until the follower has shown a partial result
+                writer.send_signal(signal.SIGSTOP)
+                paused = True
             report = watcher.run_pass()
             if not (beam / "A.h5.done").exists():
                 assert report.launched == []  # never before the file is complete
                 frames_so_far = _live_frames(live)
                 if frames_so_far is not None:
                     partial.append(frames_so_far)
+                    writer.send_signal(signal.SIGCONT)
             time.sleep(0.05)
         assert writer.wait(timeout=60) == 0
         assert launcher.launched_names() == ["A.h5"]

@@ -73,7 +73,9 @@ def _writer(*args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _swmr_writer(data: dict[str, Any], raw: Path, *, per_write: int, interval: float) -> Any:
+def _swmr_writer(
+    data: dict[str, Any], raw: Path, *, per_write: int, interval: float, log: Path | None = None
+) -> Any:
     return _writer(
         "swmr",
         str(data["npy"]),
@@ -86,6 +88,7 @@ def _swmr_writer(data: dict[str, Any], raw: Path, *, per_write: int, interval: f
         str(FRAME_TIME),
         "--done-marker",
         ".done",
+        *(["--log", str(log)] if log is not None else []),
     )
 
 
@@ -97,6 +100,11 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=30)
+
+
+def _frames_written(log: Path) -> int:
+    lines = log.read_text().split()
+    return int(lines[-2]) if len(lines) >= 2 else 0
 
 
 def _wait_for(path: Path) -> None:
@@ -156,11 +164,16 @@ def test_follow_swmr_writer_gives_partials_then_the_offline_result(
 def test_sigkill_then_restart_resumes_to_the_same_result(
     data: dict[str, Any], tmp_path: Path, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    raw, out = tmp_path / "B.h5", tmp_path / "B_result.h5"
-    writer = _swmr_writer(data, raw, per_write=5, interval=0.1)
+    raw, out, log = tmp_path / "B.h5", tmp_path / "B_result.h5", tmp_path / "writes.log"
+    writer = _swmr_writer(data, raw, per_write=5, interval=0.05, log=log)
     processes.append(writer)
-    _wait_for(raw)
+    _wait_for(log)
     deadline = time.monotonic() + 60
+    while _frames_written(log) < 50:
+        assert time.monotonic() < deadline, "the writer wrote nothing"
+        time.sleep(0.02)
+    # pause the writer mid-file, so that the kill surely comes before the file is complete
+    writer.send_signal(signal.SIGSTOP)
     command = [
         sys.executable,
         "-m",
@@ -188,6 +201,8 @@ def test_sigkill_then_restart_resumes_to_the_same_result(
     assert state.exists(), "the follower saved no checkpoint"
     follower.send_signal(signal.SIGKILL)
     assert follower.wait(timeout=30) == -signal.SIGKILL
+    assert not (tmp_path / "B.h5.done").exists()
+    writer.send_signal(signal.SIGCONT)
 
     again = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=120)
     assert again.returncode == 0, again.stderr.decode()
