@@ -339,3 +339,18 @@ def test_live_saxs_equals_the_fixed_count_accumulator_dense_and_sparse(
         got = live.result()
         for name in ("saxs_2d", "saxs_1d", "saxs_1d_segments", "intensity_vs_time"):
             np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-12)
+
+
+def test_a_file_without_a_whole_frame_is_a_clear_error(
+    data: dict[str, Any], tmp_path: Path
+) -> None:
+    from xpcs_kernel.errors import FrameFormatError
+
+    ref, raw = tmp_path / "ref.imm", tmp_path / "short.imm"
+    write_imm(ref, data["frames"][:2], sparse=False)
+    raw.write_bytes(ref.read_bytes()[:1500])  # a header and part of frame 0's data
+    Path(str(raw) + ".done").touch()
+    options = CorrelationOptions(frame_time=FRAME_TIME)
+    with pytest.raises(FrameFormatError, match="no whole frame to follow") as info:
+        follow_file(raw, data["qmap"], tmp_path / "o.h5", options=options)
+    assert info.value.path == str(raw)

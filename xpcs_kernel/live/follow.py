@@ -110,16 +110,18 @@ def _open(raw: Path, opts: CorrelationOptions, qm: QMap, cfg: FollowConfig) -> G
     """Open the file once it is recognisable and holds a frame (or fail after ``idle``)."""
     deadline = time.monotonic() + cfg.idle
     while True:
+        done = _marker(raw, cfg)
         try:
             source = open_growing(raw, dataset=opts.dataset, frame_shape=qm.shape)
-            if source.poll() > 0 or _marker(raw, cfg):
+            if source.poll(final=done) > 0:
                 return source
             source.close()
         except FrameFormatError:
-            if time.monotonic() >= deadline:
+            if done or time.monotonic() >= deadline:
                 raise
-        if time.monotonic() >= deadline:
-            raise FrameFormatError(f"no frame arrived within {cfg.idle} s", path=raw)
+        if done or time.monotonic() >= deadline:
+            why = "the writer's done marker is there" if done else f"none arrived in {cfg.idle} s"
+            raise FrameFormatError(f"no whole frame to follow: {why}", path=raw)
         time.sleep(cfg.poll)
 
 
