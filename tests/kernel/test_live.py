@@ -354,3 +354,24 @@ def test_a_file_without_a_whole_frame_is_a_clear_error(
     with pytest.raises(FrameFormatError, match="no whole frame to follow") as info:
         follow_file(raw, data["qmap"], tmp_path / "o.h5", options=options)
     assert info.value.path == str(raw)
+
+
+def test_saturated_frames_fail_as_offline_unless_allowed(
+    data: dict[str, Any], tmp_path: Path
+) -> None:
+    from xpcs_kernel.errors import FrameFormatError
+
+    frames = data["frames"][:40].copy()
+    frames[17, 3, 4] = np.iinfo(np.uint16).max
+    raw = tmp_path / "sat.h5"
+    write_hdf5_frames(raw, frames)
+    config = FollowConfig(idle=0.3)
+    strict = CorrelationOptions(frame_time=FRAME_TIME)
+    with pytest.raises(FrameFormatError, match="saturated") as info:
+        follow_file(raw, data["qmap"], tmp_path / "o.h5", options=strict, config=config)
+    assert info.value.key == "frame 17"
+    with pytest.raises(FrameFormatError, match="saturated"):
+        correlate_file(raw, data["qmap"], tmp_path / "off.h5", options=strict)
+    allowed = CorrelationOptions(frame_time=FRAME_TIME, allow_saturated=True)
+    summary = follow_file(raw, data["qmap"], tmp_path / "o.h5", options=allowed, config=config)
+    assert summary.n_frames == 40

@@ -26,12 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from xpcs_kernel._version import __version__
 from xpcs_kernel.errors import CorrelationError, FrameFormatError, UsageError
+from xpcs_kernel.io import FrameSource, SparseFrames
+from xpcs_kernel.io.chunks import _check_values as check_values
 from xpcs_kernel.live.checkpoint import Checkpoint, checkpoint_path
 from xpcs_kernel.live.growing import GrowingSource, open_growing
 from xpcs_kernel.live.saxs_live import LiveSaxs
@@ -203,6 +206,7 @@ class _Follower:
         while self.done < available and time.monotonic() < until:
             stop = min(available, self.done + self.chunk)
             frames = self.source.read(self.done, stop)
+            self._check(frames, self.done, stop)
             if isinstance(frames, np.ndarray):
                 self.saxs.feed(frames)
                 self.corr.feed(frames)
@@ -212,6 +216,25 @@ class _Follower:
             fed += stop - self.done
             self.done = stop
         return fed
+
+    def _check(self, frames: NDArray[Any] | SparseFrames, start: int, stop: int) -> None:
+        """NaN, negative or saturated values fail as in the offline run (same check)."""
+        if isinstance(frames, np.ndarray):
+            values = frames.reshape(stop - start, -1)
+            per_row = np.ones(stop - start, dtype=np.int64)
+        else:
+            values = np.asarray(frames.counts)
+            per_row = np.diff(frames.indptr)
+
+        def frame_of() -> NDArray[np.int64]:
+            return start + np.repeat(np.arange(stop - start, dtype=np.int64), per_row)
+
+        check_values(
+            values,
+            frame_of,
+            cast(FrameSource, self.source),  # its path and dtype are all the check reads
+            allow_saturated=self.opts.allow_saturated,
+        )
 
     def metadata(
         self,

@@ -46,6 +46,7 @@ class GrowingSource(ABC):
     path: Path
     frame_shape: tuple[int, int] | None = None
     is_sparse: bool = False
+    dtype: np.dtype[Any] = np.dtype(np.uint16)  # IMM and Rigaku hold uint16 counts
 
     @abstractmethod
     def poll(self, *, final: bool = False) -> int:
