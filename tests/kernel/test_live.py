@@ -375,3 +375,26 @@ def test_saturated_frames_fail_as_offline_unless_allowed(
     allowed = CorrelationOptions(frame_time=FRAME_TIME, allow_saturated=True)
     summary = follow_file(raw, data["qmap"], tmp_path / "o.h5", options=allowed, config=config)
     assert summary.n_frames == 40
+
+
+def test_a_checkpoint_resumes_only_its_own_identity(data: dict[str, Any], tmp_path: Path) -> None:
+    from xpcs_kernel.live import LiveSaxs
+    from xpcs_kernel.live.checkpoint import Checkpoint
+    from xpcs_kernel.multitau import MultiTauCorrelator
+    from xpcs_kernel.qmap import read_qmap
+
+    qm = read_qmap(data["qmap"])
+    corr = MultiTauCorrelator(qm.shape[0] * qm.shape[1], pixel_index=qm.pixel_index)
+    live = LiveSaxs(qm)
+    corr.feed(data["frames"][:30])
+    live.feed(data["frames"][:30])
+    path = tmp_path / "state.npz"
+    Checkpoint(path, {"raw": "/a.h5", "first": "x"}).save(30, corr, live)
+    assert Checkpoint(path, {"raw": "/a.h5", "first": "y"}).load(qm) is None
+    resumed = Checkpoint(path, {"raw": "/a.h5", "first": "x"}).load(qm)
+    assert resumed is not None
+    assert resumed.frames == 30
+    assert resumed.correlator.n_frames == 30
+    assert not list(tmp_path.glob("*partial*"))  # the temporary file was renamed
+    path.write_bytes(b"not a checkpoint")  # a torn or foreign file: recompute
+    assert Checkpoint(path, {"raw": "/a.h5", "first": "x"}).load(qm) is None

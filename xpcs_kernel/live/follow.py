@@ -182,6 +182,7 @@ class _Follower:
             {
                 "raw": str(raw.resolve()),
                 "qmap": qmap_name,
+                "qmap_sha256": sha256_file(qmap_file) if qmap_file else None,
                 "qmap_shape": list(qm.shape),
                 "n_correlated": int(qm.pixel_index.size),
                 "options": opts.to_dict(),
@@ -190,6 +191,8 @@ class _Follower:
             },
         )
         resumed = self.ckpt.load(qm)
+        if resumed is not None and resumed.frames > source.poll(final=True):
+            resumed = None  # more frames than the file holds: another file of that name
         if resumed is not None:
             self.corr, self.saxs, self.done = resumed.correlator, resumed.saxs, resumed.frames
         else:
