@@ -82,6 +82,7 @@ from flows.watch_launcher import (
     key_tag,
 )
 from flows.watch_ledger import ACTIVE_STATES, FileState, Ledger, LedgerEntry, launch_key
+from flows.watch_live import live_followers
 from flows.watch_scan import (
     Completeness,
     CompletionTracker,
@@ -157,6 +158,7 @@ class Watcher:
         self._signalled = 0
         self.watch_dir = str(self.directory)
         self._reconciler = Reconciler.for_config(self.ledger, config, clock=clock)
+        self.live = live_followers(config, self.directory, self.qmap)
 
     # -- set-up ------------------------------------------------------------------------------
     def _default_validator(self) -> Validator:
@@ -236,6 +238,8 @@ class Watcher:
         assert self._validator is not None, "start() first"
         for entry in self.ledger.entries(watch_dir=self.watch_dir, states=[FileState.SEEN]):
             self._known.add(entry.path)  # retried files come back as SEEN
+            if self.live is not None:  # live mode: follow it while it is written
+                self.live.ensure(entry.path)
             verdict = self.tracker.check(entry.path)
             if verdict.state is Completeness.WAITING:
                 continue
@@ -384,6 +388,8 @@ class Watcher:
                 finally:
                     observer.stop()
                     observer.join()
+                    if self.live is not None:
+                        self.live.close()
             finally:
                 for signum, handler in previous.items():
                     signal.signal(signum, handler)

@@ -23,6 +23,7 @@ import click
 from flows.watch import WatchConfig, Watcher
 from flows.watch_launcher import FlowsLauncher, Launcher
 from flows.watch_ledger import FileState, Ledger, LedgerEntry
+from flows.watch_live import LIVE_DIR, describe_live
 from flows.watch_scan import canonical_dir, canonical_file
 from xpcs_kernel.errors import UsageError
 
@@ -106,6 +107,12 @@ def _format_summary(summary: dict[str, Any]) -> str:
 )
 @click.option("--status", "show_status", is_flag=True, help="Summarise the ledger and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --status: print JSON.")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Follow each file while it is written (partial g2 in DIR/.xpcs-live/); "
+    "the run is still launched once, when the file is complete.",
+)
 @click.pass_context
 def watch_command(
     ctx: click.Context,
@@ -126,6 +133,7 @@ def watch_command(
     mode: str | None,
     show_status: bool,
     as_json: bool,
+    live: bool = False,
 ) -> None:
     """Launch one flow run per new, complete data file in DIRECTORY, exactly once.
 
@@ -138,6 +146,9 @@ def watch_command(
             watch_dir = None if directory is None else canonical_dir(directory)
             summary = book.summary(watch_dir=watch_dir)
             click.echo(json.dumps(summary, indent=2) if as_json else _format_summary(summary))
+            if directory is not None and not as_json:  # live mode: the g2 so far
+                for line in describe_live(Path(watch_dir or directory) / LIVE_DIR):
+                    click.echo(line)
             return
         if directory is None or qmap is None:
             raise click.UsageError("DIRECTORY and --qmap are required (or use --status)")
@@ -162,6 +173,7 @@ def watch_command(
             tags=tuple(tags),
             open_timeout=open_timeout,
             polling=polling,
+            live=live,
         )
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

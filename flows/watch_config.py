@@ -42,6 +42,10 @@ class WatchConfig:
         Interrupted launches of one attempt before the file FAILS.
     polling
         Use a polling observer (network file systems without inotify).
+    live, live_dir
+        Live mode: follow each file from the moment it is seen, writing its g2 so
+        far to ``live_dir`` (default ``<directory>/.xpcs-live``); see
+        :mod:`flows.watch_live`. The run is still launched once, when complete.
     """
 
     directory: Path
@@ -58,6 +62,8 @@ class WatchConfig:
     open_timeout: float = 60.0
     max_launch_tries: int = 5
     polling: bool = False
+    live: bool = False
+    live_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.max_active < 1:

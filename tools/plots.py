@@ -76,6 +76,7 @@ def xpcs_plots(
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
 
     from xpcs_kernel import plot_scales as ps
+    from xpcs_kernel.live.progress import frames_label
     from xpcs_kernel.result import read_result
 
     cmap = "viridis"
@@ -135,6 +136,7 @@ def xpcs_plots(
             axes[b // cols][b % cols].axis("off")
         fig.supxlabel("delay τ (s)")
         fig.supylabel("g2(q, τ)")
+        fig.suptitle(f"g2, {frames_label(meta.parameters, meta.end - meta.begin)}", fontsize=9)
         fig.tight_layout()
         save(fig, "g2")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from xpcs_kernel.live.follow_cli import follow_options, run_follow
 from xpcs_kernel.options import BACKENDS, MODES, PATHS, CorrelationOptions
 
 __all__ = ["correlate_command", "format_summary", "synth_command"]
@@ -140,6 +141,7 @@ def format_summary(summary: Any) -> list[str]:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@follow_options
 def correlate_command(
     raw: Path,
     qmap: Path,
@@ -160,8 +162,15 @@ def correlate_command(
     allow_saturated: bool,
     as_json: bool,
     quiet: bool,
+    follow: bool,
+    **follow_args: Any,
 ) -> None:
-    """Correlate RAW frames with a q-map and write the APS result file."""
+    """Correlate RAW frames with a q-map and write the APS result file.
+
+    With --follow, RAW may still be written: the result file is replaced with
+    the results so far every --update seconds until the writer's done marker
+    appears or no frame arrives for --idle seconds.
+    """
     from xpcs_kernel.errors import UsageError
     from xpcs_kernel.pipeline import correlate_file
 
@@ -195,7 +204,9 @@ def correlate_command(
 
         announce_first_run(sys.stderr)
     show_bar = not quiet and not as_json and sys.stderr.isatty()
-    if show_bar:
+    if follow:
+        summary = run_follow(raw, qmap, output, options, quiet=quiet or as_json, **follow_args)
+    elif show_bar:
         bar = _progress_bar(raw.name)
         with bar:
             task = bar.add_task("correlate", total=None)
