@@ -90,7 +90,7 @@ def test_import_directions(package: str) -> None:
 
 def test_import_scan_sees_imports(tmp_path: Path) -> None:
     sample = tmp_path / "m.py"
-    sample.write_text("import flows.cli\nfrom tools import x\nfrom . import y\nimport numpy\n")
+    sample.write_text("import flows.cli.app\nfrom tools import x\nfrom . import y\nimport numpy\n")
     assert _imported_packages(sample) == {"flows", "tools"}
 
 

@@ -1,7 +1,7 @@
 """The local flow engine: runs a Globus Flows definition on this machine.
 
 :class:`LocalEngine` interprets the same JSON definition that is deployed to
-Globus Flows, calling local :class:`~flows.local.providers.ActionProvider`
+Globus Flows, calling local :class:`~flows.local.providers.base.ActionProvider`
 objects for the action URLs. Run state, status and logs are written to SQLite
 after every state transition, so another engine object (or process) on the
 same database can report a run and resume it.
@@ -54,7 +54,7 @@ from flows.errors import (
 )
 from flows.local.actions import RunCanceled, invoke_action
 from flows.local.definition import validate_definition
-from flows.local.providers import ActionProvider
+from flows.local.providers.base import ActionProvider
 from flows.local.records import (
     ActionContext,
     RunRecord,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from deployments import FacilityChooser, FailoverPolicy, RunHistory
-from flows.failover_runner import run_with_failover
-from flows.launch import prepare_launch
+from flows.launch.api import prepare_launch
+from flows.launch.failover import run_with_failover
 from flows.local import (
     COMPUTE_V3_URL,
     SEARCH_INGEST_URL,
@@ -22,8 +22,8 @@ from flows.local import (
     LocalCatalog,
     unable_to_run,
 )
-from flows.publication_guard import ALREADY_PUBLISHED, PublicationGuard, guard_providers
-from flows.run_index import RunIndex
+from flows.runs.index import RunIndex
+from flows.runs.publication import ALREADY_PUBLISHED, PublicationGuard, guard_providers
 from tests.flows.test_launch_support import make_dataset, write_local_deployment
 
 

@@ -20,7 +20,7 @@ from flows.local import (
     TransferProvider,
     default_providers,
 )
-from flows.local.transfer import sha256_file
+from flows.local.providers.transfer import sha256_file
 
 SRC, DST = "collection-beamline", "collection-cluster"
 

@@ -1,0 +1,348 @@
+"""Launching the XPCS flow from beamline Python: :func:`launch` returns a :class:`Run`.
+
+::
+
+    from flows.launch.api import launch
+
+    run = launch("A001.h5", "qmap.h5", facility="auto", engine="local",
+                 options={"mode": "multitau"})
+    run.wait(timeout=600)
+    print(run.status(), run.facility, run.outputs.result_path)
+
+:func:`launch` checks the input before anything starts (the files exist, the
+q-map reads, the options are valid, the facility is known or ``"auto"``),
+asks the facility chooser when ``facility="auto"`` (:func:`choose_facility`,
+in :mod:`flows.launch.hold`, which also holds a launch deferred past a
+planned window when the chooser's policy allows that), records the decision and
+the start in the run history and the run index, and starts the flow: on the
+local engine in a background thread (the caller is not blocked unless
+``wait=True``), or on Globus Flows (label ``<dataset> @ <facility>``, tags,
+run monitors and managers from the deployment). With ``wait=True`` it waits
+through :func:`flows.launch.failover.run_with_failover`: a run that fails for
+an infrastructure reason is relaunched on the next best facility.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from deployments import (
+    Decision,
+    Deployment,
+    JobRequest,
+    RunHistory,
+    load_deployments,
+    publication_key,
+)
+from flows.globus.runs import LABEL_MAX, run_label
+from flows.launch.engines import standard_tags, start_globus, start_local
+from flows.launch.hold import LaunchHold, choose_facility
+from flows.local import default_state_db
+from flows.runs.handle import Run, RunOutputs
+from flows.runs.index import RunIndex, RunIndexEntry
+from xpcs_kernel.errors import UsageError
+from xpcs_kernel.options import CorrelationOptions
+
+__all__ = [
+    "ENGINES",
+    "EngineName",
+    "LaunchHold",
+    "LaunchRequest",
+    "Run",
+    "RunOutputs",
+    "choose_facility",
+    "launch",
+    "prepare_launch",
+    "standard_tags",
+    "start_attempt",
+]
+
+EngineName = Literal["local", "globus"]
+#: The engines a flow can run on.
+ENGINES: tuple[str, ...] = ("local", "globus")
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """A checked launch: what to run, where it may run, and its failover identity.
+
+    Attributes
+    ----------
+    raw, qmap
+        Absolute paths of the raw data and the q-map.
+    dataset
+        The dataset name (the raw file's stem).
+    options
+        Correlation options (dict form, validated).
+    engine, facility
+        The engine and the requested facility (a name or ``"auto"``).
+    label, tags
+        The user's label (``None``: ``<dataset> @ <facility>``) and extra tags.
+    db_path, workdir
+        The state database and the root of local facilities' directories.
+    launch_id, publication_key
+        Shared by every failover attempt of this launch.
+    job
+        What the facility chooser is asked.
+    deployments
+        The valid deployment descriptors by name.
+    """
+
+    raw: Path
+    qmap: Path
+    dataset: str
+    options: Mapping[str, Any]
+    engine: str
+    facility: str
+    label: str | None
+    tags: tuple[str, ...]
+    db_path: Path
+    workdir: Path
+    launch_id: str
+    publication_key: str
+    job: JobRequest
+    deployments: Mapping[str, Deployment]
+
+    def engine_deployments(self) -> list[str]:
+        """Names of the deployments that run on this request's engine."""
+        return sorted(n for n, d in self.deployments.items() if d.engine == self.engine)
+
+
+def _job(raw: Path, dataset: str) -> JobRequest:
+    """The chooser's request: sizes from the raw file's header (file size if unreadable)."""
+    from xpcs_kernel.errors import InputDataError
+    from xpcs_kernel.io import open_frames
+
+    size = raw.stat().st_size
+    try:
+        with open_frames(raw) as frames:
+            n_frames, (h, w) = frames.n_frames, frames.frame_shape
+    except InputDataError:
+        # the flow reports the data error on the facility; estimate from the size meanwhile
+        n_frames, h, w = 1, 1, max(1, size // 2)
+    return JobRequest(
+        dataset=dataset,
+        bytes_in=size,
+        frames=max(1, int(n_frames)),
+        pixels=max(1, int(h) * int(w)),
+        allow_local=True,
+    )
+
+
+def prepare_launch(
+    raw: str | os.PathLike[str],
+    qmap: str | os.PathLike[str],
+    *,
+    facility: str = "auto",
+    engine: str = "local",
+    label: str | None = None,
+    tags: Sequence[str] = (),
+    options: CorrelationOptions | Mapping[str, Any] | None = None,
+    db_path: Path | None = None,
+    workdir: Path | None = None,
+) -> LaunchRequest:
+    """Check a launch before anything starts; see :func:`launch` for the parameters.
+
+    Raises
+    ------
+    UsageError
+        A missing file, bad options, an unknown engine or a facility that
+        cannot run on the engine.
+    ConfigurationError
+        An unknown or invalid facility descriptor.
+    QMapError
+        The q-map does not read.
+    """
+    from xpcs_kernel.qmap.model import read_qmap
+
+    if engine not in ENGINES:
+        raise UsageError(f"must be one of {ENGINES}, not {engine!r}", argument="engine")
+    raw_path, qmap_path = Path(raw).resolve(), Path(qmap).resolve()
+    for name, path in (("raw", raw_path), ("qmap", qmap_path)):
+        if not path.is_file():
+            raise UsageError(f"no such file: {path}", argument=name)
+    read_qmap(qmap_path)
+    if options is None:
+        opts = CorrelationOptions()
+    elif isinstance(options, CorrelationOptions):
+        opts = options
+    else:
+        try:
+            opts = CorrelationOptions.from_dict(dict(options))
+        except TypeError as exc:
+            raise UsageError(str(exc), argument="options") from None
+    clean_tags = tuple(str(t).strip() for t in tags)
+    if any(not t for t in clean_tags):
+        raise UsageError("tags must not be empty", argument="tags")
+    found = load_deployments()
+    if facility != "auto":
+        deployment = found.get(facility)  # ConfigurationError naming the known ones
+        if deployment.engine != engine:
+            raise UsageError(
+                f"facility {facility!r} runs on the {deployment.engine} engine, not {engine};"
+                f" pass engine={deployment.engine!r}",
+                argument="facility",
+            )
+    db = Path(db_path) if db_path is not None else default_state_db()
+    dataset = raw_path.stem
+    launch_id = str(uuid.uuid4())
+    option_dict = opts.to_dict()
+    return LaunchRequest(
+        raw=raw_path,
+        qmap=qmap_path,
+        dataset=dataset,
+        options=option_dict,
+        engine=engine,
+        facility=facility,
+        label=label,
+        tags=clean_tags,
+        db_path=db,
+        workdir=Path(workdir).resolve() if workdir is not None else db.parent / "local-runs",
+        launch_id=launch_id,
+        publication_key=publication_key(dataset, options={**option_dict, "launch": launch_id}),
+        job=_job(raw_path, dataset),
+        deployments=dict(found.deployments),
+    )
+
+
+def start_attempt(
+    request: LaunchRequest,
+    facility: str,
+    *,
+    decision: Decision | None,
+    attempt: int = 1,
+    failover_from: str | None = None,
+    providers: Mapping[str, Any] | None = None,
+    flow_client: Any = None,
+    background: bool = True,
+) -> Run:
+    """Start one attempt of ``request`` on ``facility``; returns its :class:`Run`.
+
+    Records the start in the run index and the run history first. Local
+    attempts are driven in a background thread (with ``background=False`` they
+    wait for a driver: :func:`flows.runs.driver.drive_local_run`); ``providers`` (action URL ->
+    provider) replace local ones (fault injection). ``flow_client`` is the
+    Globus :class:`~globus_sdk.SpecificFlowClient` to use (default: the
+    logged-in user's).
+    """
+    deployment = request.deployments[facility]
+    label = (request.label or run_label(request.dataset, facility))[:LABEL_MAX]
+    tags = standard_tags(request.raw, facility=facility, engine=request.engine, extra=request.tags)
+    decision_dict = None if decision is None else decision.to_dict()
+    if request.engine == "local":
+        run = start_local(
+            request,
+            deployment,
+            label=label,
+            tags=tags,
+            decision=decision_dict,
+            attempt=attempt,
+            providers=providers,
+            background=background,
+            on_start=lambda entry: _record_start(request, entry, failover_from),
+        )
+    else:
+        run = start_globus(
+            request,
+            deployment,
+            label=label,
+            tags=tags,
+            decision=decision_dict,
+            attempt=attempt,
+            flow_client=flow_client,
+            on_start=lambda entry: _record_start(request, entry, failover_from),
+        )
+    return run
+
+
+def _record_start(request: LaunchRequest, entry: RunIndexEntry, failover_from: str | None) -> None:
+    RunIndex(request.db_path).add(entry)
+    with RunHistory(request.db_path) as history:
+        history.record_start(
+            entry.run_id,
+            dataset=request.dataset,
+            facility=entry.facility,
+            started_at=entry.started_at,
+            attempt=entry.attempt,
+            failover_from=failover_from,
+            decision=entry.decision,
+            bytes_in=request.job.bytes_in,
+            frames=request.job.frames,
+            pixels=request.job.pixels,
+        )
+
+
+def launch(
+    raw: str | os.PathLike[str],
+    qmap: str | os.PathLike[str],
+    *,
+    facility: str = "auto",
+    engine: EngineName = "local",
+    label: str | None = None,
+    tags: Sequence[str] = (),
+    options: CorrelationOptions | Mapping[str, Any] | None = None,
+    db_path: Path | None = None,
+    workdir: Path | None = None,
+    wait: bool = False,
+    timeout: float | None = None,
+) -> Run:
+    """Launch the XPCS flow for one dataset; returns the :class:`Run` at once (or when done).
+
+    Parameters
+    ----------
+    raw, qmap
+        The raw data and q-map files on this (beamline) machine.
+    facility
+        A deployment name, or ``"auto"`` to let the facility chooser decide.
+    engine
+        ``"local"`` (this machine, the local engine) or ``"globus"`` (Globus Flows).
+    label
+        The run label (default ``<dataset> @ <facility>``); cut to 64 characters.
+    tags
+        Extra run tags (beamline, experiment, facility and engine tags are added).
+    options
+        Correlation options (default :class:`~xpcs_kernel.options.CorrelationOptions()`).
+    db_path
+        The state database (runs, run index, history, catalog); default the per-user one.
+    workdir
+        Where local facilities keep their staging and publication directories
+        (``<workdir>/<facility>/``); default ``local-runs/`` next to the database.
+    wait
+        Wait for the run to end, relaunching on the next best facility after an
+        infrastructure failure (:func:`~flows.launch.failover.run_with_failover`).
+    timeout
+        With ``wait``: seconds to wait in all (``RunWaitTimeout`` past it).
+
+    Raises
+    ------
+    UsageError, ConfigurationError, QMapError, FlowInputError
+        The launch is not possible (nothing was started).
+    NoFacilityAvailable
+        ``facility="auto"`` and no facility can run it.
+    GlobusServiceError
+        The Flows service refused the run.
+    RunWaitTimeout
+        ``wait=True`` and the run did not end within ``timeout``.
+    """
+    request = prepare_launch(
+        raw,
+        qmap,
+        facility=facility,
+        engine=engine,
+        label=label,
+        tags=tags,
+        options=options,
+        db_path=db_path,
+        workdir=workdir,
+    )
+    if wait:
+        from flows.launch.failover import run_with_failover
+
+        return run_with_failover(request, timeout=timeout, progress=False)
+    chosen, decision = choose_facility(request)
+    return start_attempt(request, chosen, decision=decision)
