@@ -2,7 +2,7 @@
 
 ::
 
-    from flows.launch.api import launch
+    from flows.launch import launch
 
     run = launch("A001.h5", "qmap.h5", facility="auto", engine="local",
                  options={"mode": "multitau"})
@@ -27,24 +27,21 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from deployments import (
-    Decision,
-    Deployment,
     JobRequest,
-    RunHistory,
     load_deployments,
     publication_key,
 )
-from flows.globus.runs import LABEL_MAX, run_label
-from flows.launch.engines import standard_tags, start_globus, start_local
+from flows.launch.attempt import start_attempt
+from flows.launch.engines import standard_tags
+from flows.launch.failover import run_with_failover
 from flows.launch.hold import LaunchHold, choose_facility
+from flows.launch.request import LaunchRequest
 from flows.local import default_state_db
 from flows.runs.handle import Run, RunOutputs
-from flows.runs.index import RunIndex, RunIndexEntry
 from xpcs_kernel.errors import UsageError
 from xpcs_kernel.options import CorrelationOptions
 
@@ -65,52 +62,6 @@ __all__ = [
 EngineName = Literal["local", "globus"]
 #: The engines a flow can run on.
 ENGINES: tuple[str, ...] = ("local", "globus")
-
-
-@dataclass(frozen=True)
-class LaunchRequest:
-    """A checked launch: what to run, where it may run, and its failover identity.
-
-    Attributes
-    ----------
-    raw, qmap
-        Absolute paths of the raw data and the q-map.
-    dataset
-        The dataset name (the raw file's stem).
-    options
-        Correlation options (dict form, validated).
-    engine, facility
-        The engine and the requested facility (a name or ``"auto"``).
-    label, tags
-        The user's label (``None``: ``<dataset> @ <facility>``) and extra tags.
-    db_path, workdir
-        The state database and the root of local facilities' directories.
-    launch_id, publication_key
-        Shared by every failover attempt of this launch.
-    job
-        What the facility chooser is asked.
-    deployments
-        The valid deployment descriptors by name.
-    """
-
-    raw: Path
-    qmap: Path
-    dataset: str
-    options: Mapping[str, Any]
-    engine: str
-    facility: str
-    label: str | None
-    tags: tuple[str, ...]
-    db_path: Path
-    workdir: Path
-    launch_id: str
-    publication_key: str
-    job: JobRequest
-    deployments: Mapping[str, Deployment]
-
-    def engine_deployments(self) -> list[str]:
-        """Names of the deployments that run on this request's engine."""
-        return sorted(n for n, d in self.deployments.items() if d.engine == self.engine)
 
 
 def _job(raw: Path, dataset: str) -> JobRequest:
@@ -210,73 +161,6 @@ def prepare_launch(
     )
 
 
-def start_attempt(
-    request: LaunchRequest,
-    facility: str,
-    *,
-    decision: Decision | None,
-    attempt: int = 1,
-    failover_from: str | None = None,
-    providers: Mapping[str, Any] | None = None,
-    flow_client: Any = None,
-    background: bool = True,
-) -> Run:
-    """Start one attempt of ``request`` on ``facility``; returns its :class:`Run`.
-
-    Records the start in the run index and the run history first. Local
-    attempts are driven in a background thread (with ``background=False`` they
-    wait for a driver: :func:`flows.runs.driver.drive_local_run`); ``providers`` (action URL ->
-    provider) replace local ones (fault injection). ``flow_client`` is the
-    Globus :class:`~globus_sdk.SpecificFlowClient` to use (default: the
-    logged-in user's).
-    """
-    deployment = request.deployments[facility]
-    label = (request.label or run_label(request.dataset, facility))[:LABEL_MAX]
-    tags = standard_tags(request.raw, facility=facility, engine=request.engine, extra=request.tags)
-    decision_dict = None if decision is None else decision.to_dict()
-    if request.engine == "local":
-        run = start_local(
-            request,
-            deployment,
-            label=label,
-            tags=tags,
-            decision=decision_dict,
-            attempt=attempt,
-            providers=providers,
-            background=background,
-            on_start=lambda entry: _record_start(request, entry, failover_from),
-        )
-    else:
-        run = start_globus(
-            request,
-            deployment,
-            label=label,
-            tags=tags,
-            decision=decision_dict,
-            attempt=attempt,
-            flow_client=flow_client,
-            on_start=lambda entry: _record_start(request, entry, failover_from),
-        )
-    return run
-
-
-def _record_start(request: LaunchRequest, entry: RunIndexEntry, failover_from: str | None) -> None:
-    RunIndex(request.db_path).add(entry)
-    with RunHistory(request.db_path) as history:
-        history.record_start(
-            entry.run_id,
-            dataset=request.dataset,
-            facility=entry.facility,
-            started_at=entry.started_at,
-            attempt=entry.attempt,
-            failover_from=failover_from,
-            decision=entry.decision,
-            bytes_in=request.job.bytes_in,
-            frames=request.job.frames,
-            pixels=request.job.pixels,
-        )
-
-
 def launch(
     raw: str | os.PathLike[str],
     qmap: str | os.PathLike[str],
@@ -341,8 +225,6 @@ def launch(
         workdir=workdir,
     )
     if wait:
-        from flows.launch.failover import run_with_failover
-
         return run_with_failover(request, timeout=timeout, progress=False)
     chosen, decision = choose_facility(request)
     return start_attempt(request, chosen, decision=decision)

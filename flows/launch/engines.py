@@ -11,21 +11,19 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import globus_sdk
 import h5py
 
 from deployments import Deployment, RunHistory
+from flows.launch.request import LaunchRequest
 from flows.local import ActionProvider
 from flows.runs.handle import Run
 from flows.runs.index import RunIndexEntry
 from flows.xpcs.local import LocalFacility, prepare_local_run
 from flows.xpcs.validate import validate_flow_input
 from xpcs_kernel.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from flows.launch.api import LaunchRequest
 
 __all__ = [
     "GLOBUS_FLOW_NAME",

@@ -34,8 +34,9 @@ from deployments import (
     record_failure,
 )
 from flows.errors import RunWaitTimeout
-from flows.launch.api import LaunchRequest, start_attempt
+from flows.launch.attempt import start_attempt
 from flows.launch.hold import LaunchHold, choose_facility, hold_failover, too_late
+from flows.launch.request import LaunchRequest
 from flows.local import ActionProvider
 from flows.runs.handle import Run
 from flows.runs.publication import PUBLISH_STATES

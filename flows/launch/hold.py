@@ -36,7 +36,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from deployments import (
     Candidate,
@@ -46,9 +45,7 @@ from deployments import (
     RunHistory,
 )
 from flows.errors import LaunchCancelled
-
-if TYPE_CHECKING:
-    from flows.launch.api import LaunchRequest
+from flows.launch.request import LaunchRequest
 
 __all__ = ["LaunchHold", "choose_facility", "hold_failover", "too_late"]
 
