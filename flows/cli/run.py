@@ -201,7 +201,7 @@ def run_command(
     """Launch the XPCS flow for RAW (exit 0 started/succeeded, 1 failed, 2 usage, 3 timeout)."""
     from flows.launch.api import choose_facility, prepare_launch, start_attempt
     from flows.launch.failover import run_with_failover
-    from flows.runs.driver import spawn_driver
+    from flows.runs.progress import spawn_driver
 
     options: dict[str, Any] = {}
     for item in raw_options:

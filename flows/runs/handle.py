@@ -33,9 +33,9 @@ from flows.globus.runs import (
 )
 from flows.local import ActionProvider, LocalEngine, RunRecord, default_providers
 from flows.local import default_state_db as _default_state_db
-from flows.runs.driver import RunProgress
 from flows.runs.index import RunIndex, RunIndexEntry
 from flows.runs.outcome import RunOutputs, outputs_from, record_outcome, seconds_between
+from flows.runs.progress import RunProgress, spawn_driver
 from flows.runs.publication import guard_providers
 
 __all__ = ["FINAL", "Run", "RunOutputs", "globus_flows_client"]
@@ -192,8 +192,6 @@ class Run:
             return
         self._resumed = True
         if self.resume_in == "process":
-            from flows.runs.driver import spawn_driver
-
             spawn_driver(self.run_id, db_path=self.db_path)
             return
         name = f"resume-{self.run_id}"
