@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
+from flows.errors import FlowInputError
+
 __all__ = ["check_plan", "plan_batch", "with_plan"]
 
 
@@ -81,9 +83,7 @@ def with_plan(flow_input: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_plan(body: Mapping[str, Any]) -> None:
-    """Raise :class:`~flows.xpcs.validate.FlowInputError` for a bad batch (names, paths, plan)."""
-    from flows.xpcs.validate import FlowInputError
-
+    """Raise :class:`~flows.errors.FlowInputError` for a bad batch (names, paths, plan)."""
     seen: set[str] = set()
     base = PurePosixPath(body["source"]["path"])
     for i, ds in enumerate(body["datasets"]):

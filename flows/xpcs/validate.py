@@ -22,29 +22,13 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 
+from flows.errors import FlowInputError
+from flows.xpcs.batch import check_plan
 from flows.xpcs.schema import input_schema
-from xpcs_kernel.errors import UsageError, XPCSFlowsError
+from xpcs_kernel.errors import UsageError
 from xpcs_kernel.options import CorrelationOptions
 
 __all__ = ["FlowInputError", "check_allowed_path", "validate_flow_input"]
-
-
-class FlowInputError(XPCSFlowsError, ValueError):
-    """Flow input is invalid; ``pointer`` is the JSON pointer of the field at fault.
-
-    ``expected`` says what a valid value looks like, ``found`` what was there
-    (``None`` when the field is missing).
-    """
-
-    def __init__(
-        self, message: str, *, pointer: str, expected: str, found: str | None = None
-    ) -> None:
-        text = f"{pointer or '/'}: {message} (expected {expected}"
-        text += f", found {found})" if found is not None else ")"
-        super().__init__(text)
-        self.pointer = pointer
-        self.expected = expected
-        self.found = found
 
 
 @functools.cache
@@ -212,7 +196,5 @@ def validate_flow_input(
                 found=_short(body["qmap_path"]),
             )
     else:
-        from flows.xpcs.batch import check_plan
-
         check_plan(body)
     return copy.deepcopy(data)
