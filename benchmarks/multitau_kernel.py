@@ -191,7 +191,8 @@ def bench_sparse(n_frames: int, n_pixels: int, repeat: int, occupancies: list[fl
 def _write_raw(path: Path, n_frames: int, side: int, rate: float) -> Path:
     """Poisson uint8 frames (64 random frames in shuffled order), LZ4 HDF5, and a q-map."""
     from xpcs_kernel.io import write_hdf5_frames
-    from xpcs_kernel.qmap.model import qmap_from_geometry, write_qmap
+    from xpcs_kernel.qmap.build import qmap_from_geometry
+    from xpcs_kernel.qmap.model import write_qmap
 
     rng = np.random.default_rng(0)
     pool = rng.poisson(rate, size=(64, side, side)).astype(np.uint8)

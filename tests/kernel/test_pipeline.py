@@ -19,7 +19,8 @@ from xpcs_kernel.io import write_hdf5_frames, write_imm, write_rigaku
 from xpcs_kernel.multitau import sink as multitau_sink
 from xpcs_kernel.options import CorrelationOptions
 from xpcs_kernel.pipeline.correlate import correlate_file
-from xpcs_kernel.qmap.model import QMap, qmap_from_geometry, write_qmap
+from xpcs_kernel.qmap.build import qmap_from_geometry
+from xpcs_kernel.qmap.model import QMap, write_qmap
 from xpcs_kernel.result.writer import read_result
 from xpcs_kernel.synthetic.frames import SyntheticSpec, synthesize
 

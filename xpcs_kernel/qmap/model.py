@@ -39,9 +39,8 @@ from numpy.typing import NDArray
 
 from xpcs_kernel.errors import QMapError, UsageError
 from xpcs_kernel.qmap.file import read_qmap_fields, write_qmap_group
-from xpcs_kernel.qmap.geometry import qmap_from_geometry
 
-__all__ = ["QMap", "qmap_from_geometry", "read_qmap", "write_qmap"]
+__all__ = ["QMap", "read_qmap", "write_qmap"]
 
 _PARTS = ("dynamic", "static")
 _GEOMETRY = ("beam_center_x", "beam_center_y", "pixel_size", "energy", "detector_distance")

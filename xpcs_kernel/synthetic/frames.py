@@ -39,7 +39,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xpcs_kernel.errors import UsageError
-from xpcs_kernel.qmap.geometry import pixel_q_phi, qmap_from_geometry
+from xpcs_kernel.qmap.build import qmap_from_geometry
+from xpcs_kernel.qmap.geometry import pixel_q_phi
 from xpcs_kernel.qmap.model import QMap, write_qmap
 from xpcs_kernel.synthetic.spec import BEAMSTOP_RADIUS, SyntheticSpec
 
