@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from deployments.simulate.engine import SimJob, Simulator
+from deployments.simulate.world import SimJob, SimWorld
 
 __all__ = ["pick_oracle"]
 
@@ -40,7 +38,7 @@ __all__ = ["pick_oracle"]
 _Arrival = tuple[float, int, float, bool]
 
 
-def _down_window(sim: Simulator, site: str) -> tuple[float, float]:
+def _down_window(sim: SimWorld, site: str) -> tuple[float, float]:
     """The site's unannounced outage ``[start, end)`` (known to the oracle only)."""
     spec = sim.sites[site]
     if spec.down_at is None:
@@ -48,7 +46,7 @@ def _down_window(sim: Simulator, site: str) -> tuple[float, float]:
     return spec.down_at, spec.down_at + spec.down_for
 
 
-def _outage_end(sim: Simulator, site: str, t: float) -> float:
+def _outage_end(sim: SimWorld, site: str, t: float) -> float:
     """The first time at or after ``t`` when ``site`` is neither down nor in its window."""
     spec = sim.sites[site]
     down, up = _down_window(sim, site)
@@ -62,7 +60,7 @@ def _outage_end(sim: Simulator, site: str, t: float) -> float:
     return t
 
 
-def _arrivals(sim: Simulator, site: str, new: tuple[float, float, float] | None) -> list[_Arrival]:
+def _arrivals(sim: SimWorld, site: str, new: tuple[float, float, float] | None) -> list[_Arrival]:
     """When each job at ``site`` not yet running reaches the node queue (FIFO order)."""
     now = sim.now
     order = 0
@@ -111,9 +109,7 @@ def _arrivals(sim: Simulator, site: str, new: tuple[float, float, float] | None)
     return out
 
 
-def _replay(
-    sim: Simulator, site: str, new: tuple[float, float, float] | None
-) -> tuple[int, float]:
+def _replay(sim: SimWorld, site: str, new: tuple[float, float, float] | None) -> tuple[int, float]:
     """Replay ``site`` forward: (jobs killed or stranded by an outage, the new job's run end).
 
     ``new`` is ``(launch time, stage-in seconds, run seconds)`` of the job
@@ -161,7 +157,7 @@ def _replay(
         t = min(later)
 
 
-def pick_oracle(sim: Simulator, job: SimJob) -> str | None:
+def pick_oracle(sim: SimWorld, job: SimJob) -> str | None:
     """The site where ``job`` completes first, knowing the future; sets ``job.hold``.
 
     Returns ``None`` (hold the job until capacity frees) when no site can

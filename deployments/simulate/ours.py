@@ -9,8 +9,6 @@ simulated runs, and failover through the real
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from deployments.failover import (
     FailoverPolicy,
     classify_failure,
@@ -20,15 +18,13 @@ from deployments.failover import (
     record_failure,
 )
 from deployments.select import Decision, JobRequest, rank_facilities
+from deployments.simulate.world import SimJob, SimWorld
 from deployments.state import FacilityState, FacilityStatus, Outage
-
-if TYPE_CHECKING:
-    from deployments.simulate.engine import SimJob, Simulator
 
 __all__ = ["decide", "fail_over", "simulated_status"]
 
 
-def simulated_status(sim: Simulator, site: str) -> FacilityStatus:
+def simulated_status(sim: SimWorld, site: str) -> FacilityStatus:
     """The simulated combined status of ``site`` (what the probes would report)."""
     s = sim.sites[site]
     lag = sim.sc.detection_lag_s
@@ -56,7 +52,7 @@ def simulated_status(sim: Simulator, site: str) -> FacilityStatus:
     )
 
 
-def decide(sim: Simulator, job: SimJob) -> Decision:
+def decide(sim: SimWorld, job: SimJob) -> Decision:
     """The real selector's decision for ``job`` now."""
     request = JobRequest(
         dataset=f"job{job.index}",
@@ -68,7 +64,7 @@ def decide(sim: Simulator, job: SimJob) -> Decision:
     )
     if job.tried:
         request = failover_request(request, job.tried)
-    statuses = {n: sim.status(n) for n in sim.order}
+    statuses = {n: simulated_status(sim, n) for n in sim.order}
     rates = {n: sim.history.learned_rates(d) for n, d in sim.deployments.items()}
     # ours in flight: staging in (not in the endpoint status yet) or held for a window
     inflight = {n: sim.staging[n] + sim.deferred[n] for n in sim.order}
@@ -83,7 +79,7 @@ def decide(sim: Simulator, job: SimJob) -> Decision:
     )
 
 
-def fail_over(sim: Simulator, job: SimJob, site: str) -> None:
+def fail_over(sim: SimWorld, job: SimJob, site: str) -> None:
     """``site`` is reported offline: take ``job`` off it and relaunch it where the plan says."""
     if job.phase == "staging":
         sim.staging[site] -= 1
@@ -91,7 +87,7 @@ def fail_over(sim: Simulator, job: SimJob, site: str) -> None:
         sim.queue[site].remove(job)
     job.token += 1
     failure = classify_failure({"code": "ActionUnableToRun", "description": "endpoint offline"})
-    fresh = sim.decide(job)
+    fresh = decide(sim, job)
     published = sim.history.publication(publication_key(f"job{job.index}"))
     plan = plan_failover(
         fresh,
