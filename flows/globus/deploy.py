@@ -6,17 +6,15 @@ registered with Globus Compute only when the checksum of its serialized form
 and the flow is created, or updated, only when the checksum of its
 definition, input schema and metadata changed. Ids and checksums are kept in
 a small JSON state file (default ``$XDG_DATA_HOME/xpcs-flows/globus-deploy.json``)
-written atomically after each step, so an interrupted deploy resumes.
+written atomically after each step, so an interrupted deploy resumes
+(:mod:`flows.globus.deploy_state`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,9 +23,20 @@ import globus_sdk
 import jsonschema  # type: ignore[import-untyped]
 
 from flows.errors import FlowDefinitionError, FlowNotFound
+from flows.globus.deploy_state import (
+    MAX_REPLACED,
+    DeployRecord,
+    FunctionDeployment,
+    default_state_path,
+    deployed_flow,
+    flow_scope,
+    load_state,
+    replaced_flows,
+    save_state,
+)
 from flows.globus.runs import map_globus_error, principal_urns
 from flows.local.definition import validate_definition
-from xpcs_kernel.errors import ConfigurationError, UsageError
+from xpcs_kernel.errors import UsageError
 
 __all__ = [
     "DeployRecord",
@@ -39,8 +48,6 @@ __all__ = [
     "flow_checksum",
     "function_checksum",
 ]
-
-_FORMAT = 1
 
 
 class DeployableFlow(Protocol):
@@ -60,77 +67,6 @@ class DeployableFlow(Protocol):
     def input_schema(self) -> Mapping[str, Any]: ...
     @property
     def compute_functions(self) -> Mapping[str, Callable[..., Any]]: ...
-
-
-@dataclass(frozen=True)
-class FunctionDeployment:
-    """One compute function: the flow-input key holding its id, and what deploy did."""
-
-    key: str
-    name: str
-    function_id: str
-    checksum: str
-    action: str  # "registered" or "unchanged"
-
-
-@dataclass(frozen=True)
-class DeployRecord:
-    """The outcome of :func:`deploy` (or the stored deployment, :func:`deployed_flow`).
-
-    ``flow_action`` is ``created``, ``updated``, ``recreated`` (the stored
-    flow was gone) or ``unchanged``.
-    """
-
-    name: str
-    flow_id: str
-    flow_scope: str
-    flow_checksum: str
-    flow_action: str
-    functions: tuple[FunctionDeployment, ...]
-    state_path: Path
-    replaced_flows: tuple[tuple[str, str], ...] = ()
-    """``(flow_id, replaced_at)`` of earlier flows of this name (a flow recreated
-    because the stored one was gone), oldest first; ``replaced_at`` is ISO 8601 UTC.
-    Runs started before a replacement belong to the earlier flow."""
-
-    def flow_ids_since(self, when: datetime) -> tuple[str, ...]:
-        """Every flow id of this name that was current at some time after ``when``."""
-        bound = when if when.tzinfo else when.replace(tzinfo=UTC)
-        older = (f for f, at in self.replaced_flows if datetime.fromisoformat(at) >= bound)
-        return (self.flow_id, *older)
-
-    @property
-    def function_ids(self) -> dict[str, str]:
-        """Flow-input key -> function id (what a run's input needs)."""
-        return {f.key: f.function_id for f in self.functions}
-
-    @property
-    def changed(self) -> bool:
-        """Whether anything was sent to Globus."""
-        return self.flow_action != "unchanged" or any(
-            f.action != "unchanged" for f in self.functions
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly form (``xpcs-flows deploy --json``)."""
-        return {
-            "name": self.name,
-            "flow_id": self.flow_id,
-            "flow_scope": self.flow_scope,
-            "flow_checksum": self.flow_checksum,
-            "flow_action": self.flow_action,
-            "function_ids": self.function_ids,
-            "functions": [vars(f) for f in self.functions],
-            "changed": self.changed,
-            "state_path": str(self.state_path),
-            "replaced_flows": [{"flow_id": f, "replaced_at": at} for f, at in self.replaced_flows],
-        }
-
-
-def default_state_path() -> Path:
-    """``$XDG_DATA_HOME/xpcs-flows/globus-deploy.json`` (``~/.local/share/...``)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "xpcs-flows" / "globus-deploy.json"
 
 
 def function_checksum(function: Callable[..., Any]) -> str:
@@ -154,69 +90,6 @@ def flow_checksum(spec: DeployableFlow, flow_fields: Mapping[str, Any]) -> str:
         **flow_fields,
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-
-
-def _load_state(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {"format": _FORMAT, "functions": {}, "flows": {}}
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigurationError(f"unreadable deploy state: {exc}", source=path) from exc
-    if not isinstance(state, dict) or state.get("format") != _FORMAT:
-        raise ConfigurationError(
-            "not an xpcs-flows deploy state", source=path, expected=f"format {_FORMAT}"
-        )
-    state.setdefault("functions", {})
-    state.setdefault("flows", {})
-    return state
-
-
-def _save_state(path: Path, state: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(state, fh, indent=2, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _flow_scope(flow_id: str) -> str:
-    return str(globus_sdk.SpecificFlowClient(flow_id).scopes.user)
-
-
-_MAX_REPLACED = 10  # earlier flow ids kept per name
-
-
-def _replaced(entry: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    return tuple((r["flow_id"], r["replaced_at"]) for r in entry.get("replaced_flows", ()))
-
-
-def deployed_flow(name: str = "xpcs", *, state_path: Path | None = None) -> DeployRecord | None:
-    """The stored deployment ``name`` (no network), or ``None`` if never deployed."""
-    path = state_path or default_state_path()
-    entry = _load_state(path)["flows"].get(name)
-    if entry is None:
-        return None
-    functions = tuple(
-        FunctionDeployment(key, f["name"], f["function_id"], f["checksum"], "unchanged")
-        for key, f in sorted(entry.get("functions", {}).items())
-    )
-    return DeployRecord(
-        name=name,
-        flow_id=entry["flow_id"],
-        flow_scope=_flow_scope(entry["flow_id"]),
-        flow_checksum=entry["checksum"],
-        flow_action="unchanged",
-        functions=functions,
-        state_path=path,
-        replaced_flows=_replaced(entry),
-    )
 
 
 def _register(
@@ -329,7 +202,7 @@ def deploy(
     ):
         raise UsageError("give a GlobusApp, or both a Flows and a Compute client", argument="app")
     path = state_path or default_state_path()
-    state = _load_state(path)
+    state = load_state(path)
 
     def compute() -> Any:
         nonlocal compute_client
@@ -344,7 +217,7 @@ def deploy(
         return compute_client
 
     functions = _register(spec, state, compute, group=compute_group, force=force)
-    _save_state(path, state)
+    save_state(path, state)
     checksum = flow_checksum(spec, fields)
     entry = state["flows"].get(name)
     flows = flows_client or globus_sdk.FlowsClient(app=app)
@@ -361,9 +234,9 @@ def deploy(
         flow_id, action = entry["flow_id"], "unchanged"
     else:
         flow_id, action = _put_flow(flows, None if entry is None else entry["flow_id"], content)
-    replaced = list(_replaced(entry)) if entry is not None else []
+    replaced = list(replaced_flows(entry)) if entry is not None else []
     if entry is not None and entry["flow_id"] != flow_id:
-        replaced = [*replaced, (entry["flow_id"], _now())][-_MAX_REPLACED:]
+        replaced = [*replaced, (entry["flow_id"], _now())][-MAX_REPLACED:]
     state["flows"][name] = {
         "flow_id": flow_id,
         "replaced_flows": [{"flow_id": f, "replaced_at": at} for f, at in replaced],
@@ -375,11 +248,11 @@ def deploy(
         },
         "deployed_at": entry.get("deployed_at") if action == "unchanged" and entry else _now(),
     }
-    _save_state(path, state)
+    save_state(path, state)
     return DeployRecord(
         name=name,
         flow_id=flow_id,
-        flow_scope=_flow_scope(flow_id),
+        flow_scope=flow_scope(flow_id),
         flow_checksum=checksum,
         flow_action=action,
         functions=tuple(functions),
