@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from flows.local import CatalogEntry, LocalCatalog, default_state_db
-from flows.local.store import connect
+from flows.local.sqlite import connect
 from flows.xpcs.definition import xpcs_flow
 from xpcs_kernel.errors import UsageError
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from flows.errors import WatcherAlreadyRunning, WatchLedgerEntryNotFound
 from flows.local.records import utc_now
+from flows.local.sqlite import connect, transaction
 from flows.local.store import default_state_db
 from xpcs_kernel.errors import UsageError
 
@@ -142,12 +143,7 @@ class Ledger:
         self.db_path = Path(db_path) if db_path is not None else default_state_db()
         # one connection for the ledger's life: closing the last connection to a WAL database
         # checkpoints it (an fsync), which would cost every transaction ~10 ms
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            self.db_path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
-            self._conn.execute(f"PRAGMA {pragma}")
+        self._conn = connect(self.db_path, check_same_thread=False)
         self._lock = threading.Lock()
         self._conn.executescript(_SCHEMA)
 
@@ -164,15 +160,8 @@ class Ledger:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._lock, transaction(self._conn, immediate=True) as conn:
+            yield conn
 
     def _move(
         self,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.local.records import utc_now
-from flows.local.store import connect
+from flows.local.sqlite import connect
 
 __all__ = ["CatalogEntry", "LocalCatalog"]
 

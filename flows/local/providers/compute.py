@@ -34,7 +34,7 @@ from globus_compute_sdk.serialize import ComputeSerializer, DillCodeSource
 from flows.local.action_urls import COMPUTE_V2_URL, COMPUTE_V3_URL
 from flows.local.providers.base import ActionProvider, require, unable_to_run
 from flows.local.records import ActionContext, ActionResult, utc_now
-from flows.local.store import connect
+from flows.local.sqlite import connect
 
 __all__ = ["ComputeProvider", "FunctionRegistry"]
 
