@@ -113,7 +113,7 @@ def start_local(
     run = Run(entry, db_path=request.db_path, providers=providers)
     on_start(entry)
     try:
-        run._engine().start_run(
+        run.local_engine.start_run(
             spec.definition,
             flow_input,
             label=label,

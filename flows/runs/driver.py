@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from flows.runs.handle import Run
-from xpcs_kernel.errors import UsageError
 
 __all__ = ["drive_local_run"]
 
@@ -21,9 +20,7 @@ def drive_local_run(run_id: str, *, db_path: Path) -> str:
     Returns the final status (the outcome is recorded in the run history).
     """
     run = Run.from_id(run_id, db_path=db_path)
-    if run.engine != "local":
-        raise UsageError(f"run {run_id} runs on {run.engine}, not the local engine")
-    run._engine().run_until_done(run_id)
+    run.local_engine.run_until_done(run_id)  # a UsageError for a Globus run
     return run.status()
 
 

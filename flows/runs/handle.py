@@ -37,6 +37,7 @@ from flows.runs.index import RunIndex, RunIndexEntry
 from flows.runs.outcome import RunOutputs, outputs_from, record_outcome, seconds_between
 from flows.runs.progress import RunProgress, spawn_driver
 from flows.runs.publication import guard_providers
+from xpcs_kernel.errors import UsageError
 
 __all__ = ["FINAL", "Run", "RunOutputs", "globus_flows_client"]
 
@@ -164,7 +165,20 @@ class Run:
         return run
 
     # -- engine access -----------------------------------------------------------------------
-    def _engine(self) -> LocalEngine:
+    @property
+    def local_engine(self) -> LocalEngine:
+        """The local engine that runs this run (its providers publication-guarded).
+
+        ``engine`` names the engine (``"local"`` or ``"globus"``); this is the
+        engine object itself, for a local run only.
+
+        Raises
+        ------
+        UsageError
+            The run runs on Globus Flows.
+        """
+        if self.engine != "local":
+            raise UsageError(f"run {self.run_id} runs on {self.engine}, not the local engine")
         if self._local is None:
             providers = default_providers(self.db_path, collections=self.entry.collections)
             providers.update(self._extra_providers)
@@ -187,7 +201,7 @@ class Run:
         """Resume an ACTIVE local run that no live process drives (see ``resume_in``)."""
         if self._resumed or self.entry.collections is None or record.status.is_final:
             return
-        engine = self._engine()
+        engine = self.local_engine
         if engine.store.has_live_driver(self.run_id):
             return
         self._resumed = True
@@ -199,7 +213,7 @@ class Run:
 
     def _snapshot(self) -> _Snapshot:
         if self.engine == "local":
-            record = self._engine().get_run(self.run_id)
+            record = self.local_engine.get_run(self.run_id)
             self._ensure_driven(record)
             failure = None
             if record.status.value == "FAILED":
@@ -275,7 +289,7 @@ class Run:
     def logs(self) -> list[dict[str, Any]]:
         """The run's log entries, oldest first (Globus ``get_run_logs`` entries)."""
         if self.engine == "local":
-            return self._engine().get_run_logs(self.run_id)
+            return self.local_engine.get_run_logs(self.run_id)
         return get_globus_run_logs(self.run_id, client=self._flows())
 
     @property
@@ -291,7 +305,7 @@ class Run:
     def cancel(self) -> None:
         """Cancel the run (it ends FAILED; a final run is left as it is)."""
         if self.engine == "local":
-            self._engine().cancel_run(self.run_id)
+            self.local_engine.cancel_run(self.run_id)
         else:
             cancel_globus_run(self.run_id, client=self._flows())
 

@@ -89,7 +89,7 @@ def test_infrastructure_fault_fails_over_to_the_next_facility_and_publishes_once
         assert history.publication(request.publication_key) == (run.run_id, "site_b")
 
     # one catalog entry, one published copy (on site_b only)
-    index = run._engine().get_run(run.run_id).input["input"]["search_index"]
+    index = run.local_engine.get_run(run.run_id).input["input"]["search_index"]
     assert [e.subject for e in LocalCatalog(db).list(index)] == [run.outputs.catalog_subject]
     assert _files(work / "site_a" / "publication") == []
     published = _files(work / "site_b" / "publication")

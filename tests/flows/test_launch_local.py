@@ -71,7 +71,7 @@ def test_launch_returns_at_once_and_wait_gives_the_outputs(
     assert all(p.is_file() for p in out.plot_paths)
     assert out.catalog_subject is not None
     assert out.catalog_subject.endswith(str(raw))
-    index = run._engine().get_run(run.run_id).input["input"]["search_index"]
+    index = run.local_engine.get_run(run.run_id).input["input"]["search_index"]
     entries = LocalCatalog(db).list(index)
     assert [e.subject for e in entries] == [out.catalog_subject]
 
