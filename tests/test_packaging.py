@@ -63,7 +63,7 @@ def test_wheel_contains_packages_and_package_data(wheel: Path) -> None:
 def test_wheel_declares_console_script_and_dependencies(wheel: Path) -> None:
     zf = zipfile.ZipFile(wheel)
     (entry_points,) = [n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt")]
-    assert "xpcs-flows = flows.cli.app:console_main" in zf.read(entry_points).decode()
+    assert "xpcs-flows = flows.cli:console_main" in zf.read(entry_points).decode()
     (metadata,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
     meta = zf.read(metadata).decode()
     assert "Requires-Python: >=3.11" in meta
