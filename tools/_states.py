@@ -65,7 +65,7 @@ def action_state(
     name
         The state's name (its result is stored at ``$.<name>``).
     action_url
-        The action provider URL (one of :mod:`flows.local.action_urls`).
+        The action provider URL (one of :mod:`tools.action_urls`).
     parameters
         The request body template (``.$`` references, ``.=`` expressions).
     wait_time

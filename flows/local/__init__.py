@@ -11,13 +11,6 @@ catalog). Runs and their logs persist in SQLite across process restarts.
 
 from __future__ import annotations
 
-from flows.local.action_urls import (
-    COMPUTE_V2_URL,
-    COMPUTE_V3_URL,
-    LEGACY_TRANSFER_URL,
-    SEARCH_INGEST_URL,
-    TRANSFER_URL,
-)
 from flows.local.defaults import default_providers
 from flows.local.definition import Finding, check_definition, find_problems, validate_definition
 from flows.local.engine import LocalEngine
@@ -37,11 +30,6 @@ from flows.local.records import ActionContext, ActionResult, ActionStatus, RunRe
 from flows.local.store import default_state_db
 
 __all__ = [
-    "COMPUTE_V2_URL",
-    "COMPUTE_V3_URL",
-    "LEGACY_TRANSFER_URL",
-    "SEARCH_INGEST_URL",
-    "TRANSFER_URL",
     "ActionContext",
     "ActionProvider",
     "ActionResult",

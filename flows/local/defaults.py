@@ -6,12 +6,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from flows.local.action_urls import COMPUTE_V2_URL, COMPUTE_V3_URL, LEGACY_TRANSFER_URL
 from flows.local.providers.base import ActionProvider, provider_map
 from flows.local.providers.catalog import LocalCatalog
 from flows.local.providers.compute import ComputeProvider, FunctionRegistry
 from flows.local.providers.search import SearchIngestProvider
 from flows.local.providers.transfer import CollectionMap, TransferProvider
+from tools.action_urls import COMPUTE_V2_URL, COMPUTE_V3_URL, LEGACY_TRANSFER_URL
 
 __all__ = ["default_providers"]
 

@@ -18,12 +18,12 @@ from typing import Any
 
 from deployments import RunHistory
 from flows.local import ActionProvider
-from flows.local.action_urls import (
+from flows.local.records import ActionContext, ActionResult
+from tools.action_urls import (
     LEGACY_TRANSFER_URL,
     SEARCH_INGEST_URL,
     TRANSFER_URL,
 )
-from flows.local.records import ActionContext, ActionResult
 
 __all__ = ["ALREADY_PUBLISHED", "PUBLISH_STATES", "PublicationGuard", "guard_providers"]
 

@@ -13,8 +13,6 @@ from deployments import FacilityChooser, FailoverPolicy, RunHistory
 from flows.launch.api import prepare_launch
 from flows.launch.failover import run_with_failover
 from flows.local import (
-    COMPUTE_V3_URL,
-    SEARCH_INGEST_URL,
     ActionContext,
     ActionProvider,
     ActionResult,
@@ -25,6 +23,7 @@ from flows.local import (
 from flows.runs.index import RunIndex
 from flows.runs.publication import ALREADY_PUBLISHED, PublicationGuard, guard_providers
 from tests.flows.test_launch_support import make_dataset, write_local_deployment
+from tools.action_urls import COMPUTE_V3_URL, SEARCH_INGEST_URL
 
 
 def _offline(body: Mapping[str, Any], context: ActionContext) -> Mapping[str, Any]:

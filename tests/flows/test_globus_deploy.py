@@ -28,7 +28,7 @@ from flows.globus.deploy import (
     deployed_flow,
     function_checksum,
 )
-from flows.local.action_urls import COMPUTE_V3_URL
+from tools.action_urls import COMPUTE_V3_URL
 from xpcs_kernel.errors import ConfigurationError, UsageError
 
 FLOWS_API = "https://flows.automate.globus.org"

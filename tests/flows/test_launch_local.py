@@ -13,11 +13,12 @@ import pytest
 from deployments import RunHistory
 from flows.errors import RunNotFound, RunWaitTimeout
 from flows.launch.api import launch, prepare_launch, standard_tags, start_attempt
-from flows.local import TRANSFER_URL, ActionContext, FunctionProvider, LocalCatalog
+from flows.local import ActionContext, FunctionProvider, LocalCatalog
 from flows.runs.driver import drive_local_run
 from flows.runs.handle import FINAL, Run
 from flows.runs.index import RunIndex
 from tests.flows.test_launch_support import make_dataset, write_polaris
+from tools.action_urls import TRANSFER_URL
 from xpcs_kernel.errors import ConfigurationError, QMapError, UsageError
 from xpcs_kernel.result.writer import read_result
 

@@ -14,18 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from flows.cli.flow import catalog_command, list_catalog
-from flows.local import (
-    COMPUTE_V3_URL,
-    TRANSFER_URL,
-    ActionContext,
-    FunctionProvider,
-    LocalEngine,
-    RunStatus,
-    TransferProvider,
-)
+from flows.local import ActionContext, FunctionProvider, LocalEngine, RunStatus, TransferProvider
 from flows.xpcs.definition import xpcs_flow
 from flows.xpcs.local import LocalFacility, override_wait_times, run_local_flow
 from flows.xpcs.validate import FlowInputError
+from tools.action_urls import COMPUTE_V3_URL, TRANSFER_URL
 from xpcs_kernel.result.writer import read_result
 from xpcs_kernel.synthetic.frames import SyntheticSpec, write_synthetic
 

@@ -31,10 +31,10 @@ from typing import Any
 
 from globus_compute_sdk.serialize import ComputeSerializer, DillCodeSource
 
-from flows.local.action_urls import COMPUTE_V2_URL, COMPUTE_V3_URL
 from flows.local.providers.base import ActionProvider, require, unable_to_run
 from flows.local.records import ActionContext, ActionResult, utc_now
 from flows.local.sqlite import connect
+from tools.action_urls import COMPUTE_V2_URL, COMPUTE_V3_URL
 
 __all__ = ["ComputeProvider", "FunctionRegistry"]
 
@@ -169,8 +169,8 @@ class ComputeProvider(ActionProvider):
     registry
         Where function ids are looked up.
     url
-        :data:`~flows.local.action_urls.COMPUTE_V3_URL` (default) or
-        :data:`~flows.local.action_urls.COMPUTE_V2_URL`.
+        :data:`~tools.action_urls.COMPUTE_V3_URL` (default) or
+        :data:`~tools.action_urls.COMPUTE_V2_URL`.
     python
         The interpreter of the worker process (this one by default).
     env

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flows.local.action_urls import SEARCH_INGEST_URL
 from flows.local.providers.base import ActionProvider, require, unable_to_run
 from flows.local.providers.catalog import LocalCatalog
 from flows.local.records import ActionContext, ActionResult
+from tools.action_urls import SEARCH_INGEST_URL
 
 __all__ = ["SearchIngestProvider"]
 
 
 class SearchIngestProvider(ActionProvider):
-    """Serves :data:`~flows.local.action_urls.SEARCH_INGEST_URL`.
+    """Serves :data:`~tools.action_urls.SEARCH_INGEST_URL`.
 
     Body: ``search_index``, ``subject``, ``content`` (an object) and
     ``visible_to`` (a list of principals, default ``["public"]``).

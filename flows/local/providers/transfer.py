@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from flows.local.action_urls import TRANSFER_URL
 from flows.local.providers.base import ActionProvider, require, unable_to_run
 from flows.local.records import ActionContext, ActionResult
+from tools.action_urls import TRANSFER_URL
 
 __all__ = ["CollectionMap", "TransferProvider", "sha256_file"]
 
@@ -98,16 +98,16 @@ def _same(src: Path, dst: Path, level: int) -> bool:
 
 
 class TransferProvider(ActionProvider):
-    """Serves :data:`~flows.local.action_urls.TRANSFER_URL` by local copies.
+    """Serves :data:`~tools.action_urls.TRANSFER_URL` by local copies.
 
     Parameters
     ----------
     collections
         Where each collection lives on this machine.
     url
-        The action URL served: :data:`~flows.local.action_urls.TRANSFER_URL`
+        The action URL served: :data:`~tools.action_urls.TRANSFER_URL`
         (body ``source_endpoint``, ``destination_endpoint``, ``DATA``) or
-        :data:`~flows.local.action_urls.LEGACY_TRANSFER_URL` (body
+        :data:`~tools.action_urls.LEGACY_TRANSFER_URL` (body
         ``source_endpoint_id``, ``destination_endpoint_id``,
         ``transfer_items``); both spellings are accepted by either.
     copy_file
