@@ -199,9 +199,7 @@ def run_command(
     as_json: bool,
 ) -> None:
     """Launch the XPCS flow for RAW (exit 0 started/succeeded, 1 failed, 2 usage, 3 timeout)."""
-    from flows.launch.api import choose_facility, prepare_launch, start_attempt
-    from flows.launch.failover import run_with_failover
-    from flows.runs.progress import spawn_driver
+    from flows.launch.api import launch
 
     options: dict[str, Any] = {}
     for item in raw_options:
@@ -214,32 +212,31 @@ def run_command(
             options[key] = value
     if mode is not None:
         options["mode"] = mode
-    request = prepare_launch(
+    run = launch(
         raw,
         qmap,
         facility=facility,
-        engine=engine,
+        engine=engine,  # type: ignore[arg-type]
         label=label,
         tags=tags,
         options=options,
         db_path=db_path,
         workdir=workdir,
+        wait=wait,
+        timeout=timeout,
+        progress=not as_json,
+        detach=True,
     )
     if wait:
-        run = run_with_failover(request, timeout=timeout, progress=not as_json)
         _finish(run, as_json)
         return
-    chosen, decision = choose_facility(request)
-    run = start_attempt(request, chosen, decision=decision, background=False)
-    if run.engine == "local":
-        spawn_driver(run.run_id, db_path=request.db_path)
     info = {
         "run_id": run.run_id,
         "engine": run.engine,
         "facility": run.facility,
         "label": run.label,
         "status": "ACTIVE",
-        "decision": None if decision is None else decision.to_dict(),
+        "decision": None if run.decision is None else dict(run.decision),
     }
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))

@@ -42,6 +42,7 @@ from flows.launch.hold import LaunchHold, choose_facility
 from flows.launch.request import LaunchRequest
 from flows.local import default_state_db
 from flows.runs.handle import Run, RunOutputs
+from flows.runs.progress import spawn_driver
 from xpcs_kernel.errors import UsageError
 from xpcs_kernel.options import CorrelationOptions
 
@@ -174,6 +175,8 @@ def launch(
     workdir: Path | None = None,
     wait: bool = False,
     timeout: float | None = None,
+    progress: bool = False,
+    detach: bool = False,
 ) -> Run:
     """Launch the XPCS flow for one dataset; returns the :class:`Run` at once (or when done).
 
@@ -201,6 +204,12 @@ def launch(
         infrastructure failure (:func:`~flows.launch.failover.run_with_failover`).
     timeout
         With ``wait``: seconds to wait in all (``RunWaitTimeout`` past it).
+    progress
+        With ``wait``: show the transient progress line on stderr.
+    detach
+        Without ``wait``, a local run is driven by a detached process instead of
+        a thread of this one, so it goes on after this process exits (the
+        ``xpcs-flows run`` command).
 
     Raises
     ------
@@ -225,6 +234,9 @@ def launch(
         workdir=workdir,
     )
     if wait:
-        return run_with_failover(request, timeout=timeout, progress=False)
+        return run_with_failover(request, timeout=timeout, progress=progress)
     chosen, decision = choose_facility(request)
-    return start_attempt(request, chosen, decision=decision)
+    run = start_attempt(request, chosen, decision=decision, background=not detach)
+    if detach and run.engine == "local":
+        spawn_driver(run.run_id, db_path=request.db_path)
+    return run
