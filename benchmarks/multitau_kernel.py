@@ -30,7 +30,7 @@ Usage::
     .venv/bin/python benchmarks/multitau_kernel.py --case sparse
 
 Measurements on the 2-core development VM (AMD EPYC, shared with other
-jobs, so noisy) are recorded in :mod:`xpcs_kernel.multitau`.
+jobs, so noisy) are recorded in :mod:`xpcs_kernel.multitau.correlator`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xpcs_kernel.multitau import MultiTauCorrelator, PixelBins, stream_memory_budget
+from xpcs_kernel.multitau.correlator import MultiTauCorrelator, PixelBins, stream_memory_budget
 
 
 def _peak_rss_mb() -> float:
@@ -191,7 +191,8 @@ def bench_sparse(n_frames: int, n_pixels: int, repeat: int, occupancies: list[fl
 def _write_raw(path: Path, n_frames: int, side: int, rate: float) -> Path:
     """Poisson uint8 frames (64 random frames in shuffled order), LZ4 HDF5, and a q-map."""
     from xpcs_kernel.io import write_hdf5_frames
-    from xpcs_kernel.qmap import qmap_from_geometry, write_qmap
+    from xpcs_kernel.qmap.build import qmap_from_geometry
+    from xpcs_kernel.qmap.model import write_qmap
 
     rng = np.random.default_rng(0)
     pool = rng.poisson(rate, size=(64, side, side)).astype(np.uint8)
@@ -253,7 +254,7 @@ def bench_command(n_frames: int, repeat: int) -> None:
 _MEMORY_SCRIPT = """
 import resource, sys, time
 from xpcs_kernel.options import CorrelationOptions
-from xpcs_kernel.pipeline import correlate_file
+from xpcs_kernel.pipeline.correlate import correlate_file
 t0, c0 = time.perf_counter(), time.process_time()
 s = correlate_file(sys.argv[1], sys.argv[2], sys.argv[3],
                    options=CorrelationOptions(frame_time=1e-3, fit=False))

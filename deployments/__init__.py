@@ -48,7 +48,7 @@ from deployments.select import (
     rank_facilities,
     select_facility,
 )
-from deployments.simulate import simulate
+from deployments.simulate.run import simulate
 from deployments.state import FacilityState, FacilityStatus, Outage
 from deployments.status import StatusProbe
 from deployments.templates import render_endpoint_template

@@ -13,6 +13,7 @@ __all__ = [
     "ActionError",
     "ExpressionError",
     "FlowDefinitionError",
+    "FlowInputError",
     "FlowNotFound",
     "GlobusPermissionError",
     "GlobusRunNotFound",
@@ -206,3 +207,21 @@ class WatchLedgerEntryNotFound(XPCSFlowsError, LookupError):
     def __init__(self, path: str) -> None:
         super().__init__(f"the watcher ledger has no entry for {path}")
         self.path = path
+
+
+class FlowInputError(XPCSFlowsError, ValueError):
+    """Flow input is invalid; ``pointer`` is the JSON pointer of the field at fault.
+
+    ``expected`` says what a valid value looks like, ``found`` what was there
+    (``None`` when the field is missing).
+    """
+
+    def __init__(
+        self, message: str, *, pointer: str, expected: str, found: str | None = None
+    ) -> None:
+        text = f"{pointer or '/'}: {message} (expected {expected}"
+        text += f", found {found})" if found is not None else ")"
+        super().__init__(text)
+        self.pointer = pointer
+        self.expected = expected
+        self.found = found

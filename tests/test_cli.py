@@ -8,7 +8,7 @@ import sys
 import click
 import pytest
 
-from flows import cli as cli_module
+from flows.cli import app as cli_module
 from xpcs_kernel import __version__
 from xpcs_kernel.errors import CorrelationError, UsageError
 
@@ -52,7 +52,7 @@ def test_our_errors_become_one_line_and_exit_code(
 
 def test_console_script_runs_as_module() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "--version"],
+        [sys.executable, "-m", "flows.cli.app", "--version"],
         capture_output=True,
         text=True,
         check=False,

@@ -7,7 +7,7 @@ at :data:`FAILURE_PATH` and moves on to the flow's one Fail state
 :data:`FLOW_FAILED`. Nothing after a failure publishes: the failure states
 lead only to the Fail state.
 
-The Fail state itself is added once by the flow (:mod:`flows.xpcs`), not by a
+The Fail state itself is added once by the flow (:mod:`flows.xpcs.definition`), not by a
 tool, so that the tools can be chained by gladier without state-name
 conflicts.
 """
@@ -65,7 +65,7 @@ def action_state(
     name
         The state's name (its result is stored at ``$.<name>``).
     action_url
-        The action provider URL (one of :mod:`flows.local.action_urls`).
+        The action provider URL (one of :mod:`tools.action_urls`).
     parameters
         The request body template (``.$`` references, ``.=`` expressions).
     wait_time

@@ -2,7 +2,7 @@
 
 The tools put them in the flow definition (the Globus engine sends them to the
 Flows service); the local engine maps each of them to a local
-:class:`~flows.local.providers.ActionProvider`.
+:class:`~flows.local.providers.base.ActionProvider`.
 """
 
 from __future__ import annotations

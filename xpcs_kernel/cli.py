@@ -48,7 +48,7 @@ def _console(*, stderr: bool = False) -> Any:
 
 
 def format_summary(summary: Any) -> list[str]:
-    """One screen of text for a :class:`~xpcs_kernel.pipeline.CorrelationSummary`."""
+    """One screen of text for a :class:`~xpcs_kernel.pipeline.correlate.CorrelationSummary`."""
     t = summary.timings
     lines = [
         f"result      {summary.output}",
@@ -172,7 +172,7 @@ def correlate_command(
     appears or no frame arrives for --idle seconds.
     """
     from xpcs_kernel.errors import UsageError
-    from xpcs_kernel.pipeline import correlate_file
+    from xpcs_kernel.pipeline.correlate import correlate_file
 
     bins: tuple[int, ...] | None = None
     if twotime_bins:
@@ -278,7 +278,7 @@ def synth_command(
     as_json: bool,
 ) -> None:
     """Write a synthetic speckle dataset with known correlation times, and its q-map."""
-    from xpcs_kernel.synthetic import SyntheticSpec, write_synthetic
+    from xpcs_kernel.synthetic.frames import SyntheticSpec, write_synthetic
 
     spec = SyntheticSpec(
         n_frames=frames,

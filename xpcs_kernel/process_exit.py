@@ -25,7 +25,7 @@ __all__ = ["exit_process"]
 
 def exit_process(code: int) -> NoReturn:
     """End the process with exit status ``code`` (see the module docstring)."""
-    feed = sys.modules.get("xpcs_kernel._multitau_feed")  # loaded only if it was used
+    feed = sys.modules.get("xpcs_kernel.multitau.feed")  # loaded only if it was used
     if feed is not None:
         feed.shutdown_shared_pool()
     main = threading.main_thread()

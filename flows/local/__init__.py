@@ -11,32 +11,25 @@ catalog). Runs and their logs persist in SQLite across process restarts.
 
 from __future__ import annotations
 
-from flows.local.action_urls import (
-    COMPUTE_V2_URL,
-    COMPUTE_V3_URL,
-    LEGACY_TRANSFER_URL,
-    SEARCH_INGEST_URL,
-    TRANSFER_URL,
-)
-from flows.local.catalog import CatalogEntry, LocalCatalog
-from flows.local.compute import ComputeProvider, FunctionRegistry
 from flows.local.defaults import default_providers
 from flows.local.definition import Finding, check_definition, find_problems, validate_definition
 from flows.local.engine import LocalEngine
 from flows.local.expressions import evaluate
 from flows.local.paths import get_path, set_path
-from flows.local.providers import ActionProvider, FunctionProvider, provider_map, unable_to_run
+from flows.local.providers.base import (
+    ActionProvider,
+    FunctionProvider,
+    provider_map,
+    unable_to_run,
+)
+from flows.local.providers.catalog import CatalogEntry, LocalCatalog
+from flows.local.providers.compute import ComputeProvider, FunctionRegistry
+from flows.local.providers.search import SearchIngestProvider
+from flows.local.providers.transfer import CollectionMap, TransferProvider
 from flows.local.records import ActionContext, ActionResult, ActionStatus, RunRecord, RunStatus
-from flows.local.search import SearchIngestProvider
 from flows.local.store import default_state_db
-from flows.local.transfer import CollectionMap, TransferProvider
 
 __all__ = [
-    "COMPUTE_V2_URL",
-    "COMPUTE_V3_URL",
-    "LEGACY_TRANSFER_URL",
-    "SEARCH_INGEST_URL",
-    "TRANSFER_URL",
     "ActionContext",
     "ActionProvider",
     "ActionResult",

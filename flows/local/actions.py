@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flows.errors import ActionError
-from flows.local.providers import ActionProvider
+from flows.local.providers.base import ActionProvider
 from flows.local.records import ActionContext, ActionResult, ActionStatus, utc_now
 from flows.local.states import StepOutcome, action_outcome, log_entry, state_input
 from xpcs_kernel.errors import XPCSFlowsError

@@ -6,12 +6,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from flows.local.action_urls import COMPUTE_V2_URL, COMPUTE_V3_URL, LEGACY_TRANSFER_URL
-from flows.local.catalog import LocalCatalog
-from flows.local.compute import ComputeProvider, FunctionRegistry
-from flows.local.providers import ActionProvider, provider_map
-from flows.local.search import SearchIngestProvider
-from flows.local.transfer import CollectionMap, TransferProvider
+from flows.local.providers.base import ActionProvider, provider_map
+from flows.local.providers.catalog import LocalCatalog
+from flows.local.providers.compute import ComputeProvider, FunctionRegistry
+from flows.local.providers.search import SearchIngestProvider
+from flows.local.providers.transfer import CollectionMap, TransferProvider
+from tools.action_urls import COMPUTE_V2_URL, COMPUTE_V3_URL, LEGACY_TRANSFER_URL
 
 __all__ = ["default_providers"]
 
@@ -35,8 +35,8 @@ def default_providers(
     -------
     dict
         Action URL -> provider: Compute (v3 and v2) on a
-        :class:`~flows.local.compute.FunctionRegistry`, Search ingest on a
-        :class:`~flows.local.catalog.LocalCatalog`, and Transfer (current and
+        :class:`~flows.local.providers.compute.FunctionRegistry`, Search ingest on a
+        :class:`~flows.local.providers.catalog.LocalCatalog`, and Transfer (current and
         legacy URL) when ``collections`` is given.
     """
     registry = FunctionRegistry(db_path)

@@ -1,7 +1,7 @@
 """The local flow engine: runs a Globus Flows definition on this machine.
 
 :class:`LocalEngine` interprets the same JSON definition that is deployed to
-Globus Flows, calling local :class:`~flows.local.providers.ActionProvider`
+Globus Flows, calling local :class:`~flows.local.providers.base.ActionProvider`
 objects for the action URLs. Run state, status and logs are written to SQLite
 after every state transition, so another engine object (or process) on the
 same database can report a run and resume it.
@@ -47,32 +47,21 @@ from pathlib import Path
 from typing import Any
 
 from flows.errors import (
-    ExpressionError,
-    FlowDefinitionError,
-    JSONPathError,
     RunWaitTimeout,
 )
-from flows.local.actions import RunCanceled, invoke_action
+from flows.local.actions import RunCanceled
 from flows.local.definition import validate_definition
-from flows.local.providers import ActionProvider
+from flows.local.providers.base import ActionProvider
 from flows.local.records import (
-    ActionContext,
     RunRecord,
     RunStatus,
     utc_now,
 )
 from flows.local.states import (
-    DEFAULT_WAIT_TIME,
-    MAX_STATE_BYTES,
     StepOutcome,
     log_entry,
-    run_choice,
-    run_expression_eval,
-    run_fail,
-    run_pass,
-    run_wait,
-    state_size,
 )
+from flows.local.step import commit_step, finish_canceled, run_step
 from flows.local.store import OwnershipLost, RunStore, default_state_db
 from xpcs_kernel.errors import UsageError
 
@@ -330,152 +319,20 @@ class LocalEngine:
         except OwnershipLost:
             return
 
-    def _action_context(
-        self, record: RunRecord, name: str, spec: Mapping[str, Any]
-    ) -> ActionContext:
-        wait_time = float(spec.get("WaitTime", DEFAULT_WAIT_TIME))
-        return ActionContext(
-            run_id=record.run_id,
-            state_name=name,
-            action_id=str(uuid.uuid4()),
-            action_url=str(spec["ActionUrl"]),
-            username=self.username,
-            flow_id=record.flow_id,
-            deadline=time.monotonic() + wait_time,
-            wait_time=wait_time,
-        )
-
-    def _context(self, record: RunRecord, state_name: str | None) -> dict[str, Any]:
-        return {
-            "run_id": record.run_id,
-            "flow_id": record.flow_id,
-            "username": self.username,
-            "state_name": state_name,
-        }
-
     def _step(self, record: RunRecord, token: str) -> None:
         name = str(record.current_state)
-        spec = record.definition["States"][name]
-        kind = spec["Type"]
-        state = record.state
-        names = {
-            **(state if isinstance(state, Mapping) else {}),
-            "_context": self._context(record, name),
-        }
-        try:
-            if kind == "Action":
-                outcome = invoke_action(
-                    name,
-                    spec,
-                    record.state,
-                    names,
-                    context=self._action_context(record, name, spec),
-                    providers=self.providers,
-                    on_started=lambda entry: self.store.transition(
-                        record.run_id, updated_time=utc_now(), owner_token=token, logs=[entry]
-                    ),
-                    cancel_requested=lambda: self.store.cancel_requested(record.run_id),
-                )
-            elif kind == "Pass":
-                outcome = run_pass(name, spec, state, names)
-            elif kind == "ExpressionEval":
-                outcome = run_expression_eval(name, spec, state, names)
-            elif kind == "Choice":
-                outcome = run_choice(name, spec, state, names)
-            elif kind == "Wait":
-                outcome = run_wait(
-                    name,
-                    spec,
-                    state,
-                    names,
-                    sleep=self.sleep,
-                    cancelled=lambda: self.store.cancel_requested(record.run_id),
-                )
-            elif kind == "Fail":
-                outcome = run_fail(name, spec, state)
-            else:  # validate_definition rejects unknown types; a stored definition could not
-                raise FlowDefinitionError(f"unknown state Type {kind!r}", state=name)
-        except (JSONPathError, ExpressionError, FlowDefinitionError) as exc:
-            outcome = StepOutcome(
-                state,
-                None,
-                [],
-                failure={"error": "States.Runtime", "cause": str(exc)},
-            )
-        if outcome.failure is None:
-            size = state_size(outcome.state)
-            if size > MAX_STATE_BYTES:
-                outcome = StepOutcome(
-                    state,
-                    None,
-                    outcome.logs,
-                    failure={
-                        "error": "States.Runtime",
-                        "cause": f"the run state would be {size} bytes after state {name};"
-                        f" Globus Flows limits it to {MAX_STATE_BYTES} bytes",
-                    },
-                )
+        outcome = run_step(
+            record,
+            store=self.store,
+            token=token,
+            providers=self.providers,
+            username=self.username,
+            sleep=self.sleep,
+        )
         self._commit(record, name, outcome, token)
 
     def _commit(self, record: RunRecord, name: str, outcome: StepOutcome, token: str) -> None:
-        now = utc_now()
-        logs = list(outcome.logs)
-        if outcome.failure is not None:
-            failure = {"state_name": name, **outcome.failure}
-            description = f"The Flow run failed in state {name}"
-            details = {"code": "FlowFailed", "description": description, "details": failure}
-            logs.append(log_entry("FlowFailed", description, failure))
-            self.store.transition(
-                record.run_id,
-                updated_time=now,
-                logs=logs,
-                owner_token=token,
-                status=RunStatus.FAILED,
-                state=outcome.state,
-                details=details,
-                failed_state=name,
-                error=dict(outcome.failure),
-                completion_time=now,
-            )
-        elif outcome.next_state is None:
-            description = "The Flow run reached a successful completion state"
-            logs.append(log_entry("FlowSucceeded", description, {"output": outcome.state}))
-            self.store.transition(
-                record.run_id,
-                updated_time=now,
-                logs=logs,
-                owner_token=token,
-                status=RunStatus.SUCCEEDED,
-                state=outcome.state,
-                current_state=None,
-                details={
-                    "code": "FlowSucceeded",
-                    "description": description,
-                    "output": outcome.state,
-                },
-                completion_time=now,
-            )
-        else:
-            self.store.transition(
-                record.run_id,
-                updated_time=now,
-                logs=logs,
-                owner_token=token,
-                state=outcome.state,
-                current_state=outcome.next_state,
-            )
+        commit_step(self.store, record, name, outcome, token)
 
     def _finish_canceled(self, run_id: str, token: str) -> None:
-        now = utc_now()
-        description = "The Flow Instance was canceled by the user"
-        details = {"code": "FlowCanceled", "description": description, "details": {}}
-        self.store.transition(
-            run_id,
-            updated_time=now,
-            logs=[log_entry("FlowCanceled", description, {})],
-            owner_token=token,
-            status=RunStatus.FAILED,
-            details=details,
-            error={"error": "FlowCanceled", "cause": "canceled by the user"},
-            completion_time=now,
-        )
+        finish_canceled(self.store, run_id, token)

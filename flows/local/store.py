@@ -24,6 +24,7 @@ from typing import Any
 
 from flows.errors import RunNotFound
 from flows.local.records import RunRecord, RunStatus
+from flows.local.sqlite import connect, connection, transaction
 from xpcs_kernel.errors import XPCSFlowsError
 
 __all__ = ["OwnershipLost", "RunStore", "connect", "default_state_db"]
@@ -86,16 +87,6 @@ def default_state_db() -> Path:
     return Path(base) / _APP_DIR / _DB_NAME
 
 
-def connect(db_path: Path) -> sqlite3.Connection:
-    """Open ``db_path`` (creating its folder) in WAL mode with a busy timeout."""
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(db_path, timeout=30.0, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
@@ -123,17 +114,8 @@ class RunStore:
 
     @contextlib.contextmanager
     def _tx(self, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
-        conn = connect(self.db_path)
-        try:
-            conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+        with connection(self.db_path) as conn, transaction(conn, immediate=immediate):
+            yield conn
 
     # -- writing -----------------------------------------------------------------------------
     def create(self, record: RunRecord, logs: Sequence[Mapping[str, Any]]) -> None:

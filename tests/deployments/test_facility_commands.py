@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from flows.facility_commands import facilities_command, simulate_command
+from flows.cli.facility import facilities_command, simulate_command
 
 
 def test_facilities_json_out_of_the_box(isolated_home: Path) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from deployments._sim_engine import Simulator
-from deployments.simulate import POLICIES, run_simulation, simulate
-from deployments.simulate_model import PAPER_SITES, SCENARIOS, Scenario, scenario, with_nodes
+from deployments.simulate.engine import Simulator
+from deployments.simulate.model import PAPER_SITES, SCENARIOS, Scenario, scenario, with_nodes
+from deployments.simulate.run import POLICIES, run_simulation, simulate
 from xpcs_kernel.errors import UsageError
 
 

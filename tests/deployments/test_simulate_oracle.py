@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from deployments.simulate import POLICIES, run_simulation, simulate
-from deployments.simulate_model import SCENARIOS, with_nodes
+from deployments.simulate.model import SCENARIOS, with_nodes
+from deployments.simulate.run import POLICIES, run_simulation, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,6 +129,6 @@ def test_the_real_selector_never_uses_the_oracle() -> None:
                     if isinstance(node, ast.Import)
                     else []
                 )
-                if any("_sim_oracle" in n for n in names):
+                if any("simulate.oracle" in n for n in names):
                     importers.append(path.relative_to(ROOT).as_posix())
-    assert importers == ["deployments/_sim_engine.py"]
+    assert importers == ["deployments/simulate/engine.py"]

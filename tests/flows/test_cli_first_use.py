@@ -12,8 +12,8 @@ import pytest
 
 from flows.local.records import RunRecord, RunStatus
 from flows.local.store import RunStore
-from flows.run_index import RunIndex, RunIndexEntry
-from flows.run_lookup import AmbiguousRunId, recent_runs, resolve_run_id
+from flows.runs.index import RunIndex, RunIndexEntry
+from flows.runs.lookup import AmbiguousRunId, recent_runs, resolve_run_id
 from tests.flows.test_launch_support import make_dataset
 from tests.flows.test_run_commands import xf
 from xpcs_kernel.errors import UsageError

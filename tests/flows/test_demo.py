@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main as cli_main
-from flows.demo import run_demo
-from flows.local.catalog import LocalCatalog
+from flows.cli.app import main as cli_main
+from flows.cli.demo import run_demo
+from flows.local.providers.catalog import LocalCatalog
 
 
 @pytest.mark.slow

@@ -5,8 +5,8 @@ when it includes compiling the kernels."""
 from __future__ import annotations
 
 from deployments import load_deployments
-from flows.decision_table import decision_table, skipped_deployments
-from flows.demo import correlation_time_text
+from flows.cli.decision_table import decision_table, skipped_deployments
+from flows.cli.demo import correlation_time_text
 from xpcs_kernel.errors import ConfigurationError
 
 DECISION = {

@@ -10,11 +10,9 @@ from typing import Any
 import pytest
 
 from deployments import FacilityChooser, FailoverPolicy, RunHistory
-from flows.failover_runner import run_with_failover
-from flows.launch import prepare_launch
+from flows.launch.api import prepare_launch
+from flows.launch.failover import run_with_failover
 from flows.local import (
-    COMPUTE_V3_URL,
-    SEARCH_INGEST_URL,
     ActionContext,
     ActionProvider,
     ActionResult,
@@ -22,9 +20,10 @@ from flows.local import (
     LocalCatalog,
     unable_to_run,
 )
-from flows.publication_guard import ALREADY_PUBLISHED, PublicationGuard, guard_providers
-from flows.run_index import RunIndex
+from flows.runs.index import RunIndex
+from flows.runs.publication import ALREADY_PUBLISHED, PublicationGuard, guard_providers
 from tests.flows.test_launch_support import make_dataset, write_local_deployment
+from tools.action_urls import COMPUTE_V3_URL, SEARCH_INGEST_URL
 
 
 def _offline(body: Mapping[str, Any], context: ActionContext) -> Mapping[str, Any]:
@@ -89,7 +88,7 @@ def test_infrastructure_fault_fails_over_to_the_next_facility_and_publishes_once
         assert history.publication(request.publication_key) == (run.run_id, "site_b")
 
     # one catalog entry, one published copy (on site_b only)
-    index = run._engine().get_run(run.run_id).input["input"]["search_index"]
+    index = run.local_engine.get_run(run.run_id).input["input"]["search_index"]
     assert [e.subject for e in LocalCatalog(db).list(index)] == [run.outputs.catalog_subject]
     assert _files(work / "site_a" / "publication") == []
     published = _files(work / "site_b" / "publication")

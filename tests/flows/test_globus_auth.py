@@ -1,4 +1,4 @@
-"""flows.auth: configuration, scopes, token storage, confidential client, logout,
+"""flows.globus.auth: configuration, scopes, token storage, confidential client, logout,
 whoami and the gladier integration (no ``scope_names`` crash)."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from globus_sdk.gare import GlobusAuthorizationParameters
 from globus_sdk.login_flows import LoginFlowManager
 from globus_sdk.token_storage import JSONTokenStorage
 
-from flows.auth import (
+from flows.errors import LoginRequired
+from flows.globus.auth import (
     AuthSettings,
     XPCSLoginManager,
     build_app,
@@ -31,7 +32,6 @@ from flows.auth import (
     token_storage_path,
     user_config_dir,
 )
-from flows.errors import LoginRequired
 from xpcs_kernel.errors import ConfigurationError, UsageError
 
 TOKEN_URL = "https://auth.globus.org/v2/oauth2/token"
@@ -355,7 +355,7 @@ class HelloClient(GladierBaseClient):  # type: ignore[misc]
 
 
 def _xpcs_client() -> type[GladierBaseClient]:
-    from flows.xpcs import XPCSFlowClient
+    from flows.xpcs.definition import XPCSFlowClient
 
     return XPCSFlowClient
 

@@ -14,16 +14,16 @@ import pytest
 import responses
 from click.testing import CliRunner
 
-from flows import globus_commands
-from flows.auth import XPCSLoginManager, default_scope_requirements
-from flows.deploy import deployed_flow
-from flows.errors import GlobusPermissionError, LoginRequired
-from flows.globus_commands import (
+from flows.cli import globus as globus_commands
+from flows.cli.globus import (
     deploy_command,
     login_command,
     logout_command,
     whoami_command,
 )
+from flows.errors import GlobusPermissionError, LoginRequired
+from flows.globus.auth import XPCSLoginManager, default_scope_requirements
+from flows.globus.deploy import deployed_flow
 from tests.flows.test_globus_auth import (
     IDENTITY,
     REVOKE_URL,

@@ -1,4 +1,4 @@
-"""flows.deploy: register functions and create/update the flow only when something changed."""
+"""flows.globus.deploy: register functions, create/update the flow only when something changed."""
 
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ from globus_compute_sdk import Client
 from globus_compute_sdk.serialize import ComputeSerializer, DillCodeSource
 from globus_sdk.transport import RetryConfig
 
-from flows.deploy import (
+from flows.errors import FlowDefinitionError, GlobusPermissionError
+from flows.globus.deploy import (
     DeployRecord,
     default_state_path,
     deploy,
     deployed_flow,
     function_checksum,
 )
-from flows.errors import FlowDefinitionError, GlobusPermissionError
-from flows.local.action_urls import COMPUTE_V3_URL
+from tools.action_urls import COMPUTE_V3_URL
 from xpcs_kernel.errors import ConfigurationError, UsageError
 
 FLOWS_API = "https://flows.automate.globus.org"
@@ -80,7 +80,7 @@ def _definition() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class StandInSpec:
-    """The FlowSpec interface of flows.xpcs, built here."""
+    """The FlowSpec interface of flows.xpcs.definition, built here."""
 
     title: str
     subtitle: str
@@ -396,7 +396,7 @@ def test_deploy_through_an_app_uses_its_tokens(
 def test_the_xpcs_flows_deploy_and_share_their_functions(
     mock: responses.RequestsMock, clients: dict[str, Any], tmp_path: Path
 ) -> None:
-    from flows.xpcs import xpcs_flow
+    from flows.xpcs.definition import xpcs_flow
 
     state = tmp_path / "deploy.json"
     single, batch = xpcs_flow(), xpcs_flow(batch=True)

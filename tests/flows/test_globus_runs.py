@@ -1,4 +1,4 @@
-"""flows.globus_runs: run_flow payloads, labels, principals, reads, cancel, error mapping,
+"""flows.globus.runs: run_flow payloads, labels, principals, reads, cancel, error mapping,
 finding a run by tag."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from flows.errors import (
     RunNotFound,
     RunWaitTimeout,
 )
-from flows.globus_runs import (
+from flows.globus.runs import (
     LABEL_MAX,
     GlobusRun,
     RunTagLookupError,

@@ -1,4 +1,4 @@
-"""flows.launch on Globus Flows (canned responses): the run_flow payload the web app shows,
+"""flows.launch.api on Globus Flows (canned responses): the run_flow payload the web app shows,
 reattaching, cancel, timeouts and service errors."""
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from flows.errors import (
     GlobusServiceError,
     RunWaitTimeout,
 )
-from flows.launch import launch
-from flows.run_handle import Run
-from flows.run_index import RunIndex
-from flows.xpcs import xpcs_flow
+from flows.launch.api import launch
+from flows.runs.handle import Run
+from flows.runs.index import RunIndex
+from flows.xpcs.definition import xpcs_flow
 from tests.flows.test_launch_support import (
     MANAGER_GROUP,
     MONITOR_GROUP,
@@ -62,8 +62,8 @@ def clients(monkeypatch: pytest.MonkeyPatch) -> None:
             authorizer=globus_sdk.AccessTokenAuthorizer("flows-token"), retry_config=NO_RETRY
         )
 
-    monkeypatch.setattr("flows.launch_engines.globus_run_client", run_client)
-    monkeypatch.setattr("flows.run_handle.globus_flows_client", flows_client)
+    monkeypatch.setattr("flows.launch.engines.globus_run_client", run_client)
+    monkeypatch.setattr("flows.runs.handle.globus_flows_client", flows_client)
 
 
 def _sent(call: Any) -> Any:

@@ -24,10 +24,10 @@ from deployments import (
 )
 from deployments.state import FacilityState, FacilityStatus, Outage
 from deployments.status.base import StatusProbe
-from flows import failover_runner
 from flows.errors import LaunchCancelled
-from flows.failover_runner import run_with_failover
-from flows.launch import LaunchHold, LaunchRequest, choose_facility
+from flows.launch import failover as failover_runner
+from flows.launch.api import LaunchHold, LaunchRequest, choose_facility
+from flows.launch.failover import run_with_failover
 from tests.deployments.helpers import make_deployment
 
 NOW = 1_800_000_000.0

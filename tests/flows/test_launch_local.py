@@ -1,4 +1,4 @@
-"""flows.launch on the local engine: non-blocking launch, Run handle, reattach, errors."""
+"""flows.launch.api on the local engine: non-blocking launch, Run handle, reattach, errors."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ import pytest
 
 from deployments import RunHistory
 from flows.errors import RunNotFound, RunWaitTimeout
-from flows.launch import launch, prepare_launch, standard_tags, start_attempt
-from flows.local import TRANSFER_URL, ActionContext, FunctionProvider, LocalCatalog
-from flows.run_driver import drive_local_run
-from flows.run_handle import FINAL, Run
-from flows.run_index import RunIndex
+from flows.launch.api import launch, prepare_launch, standard_tags, start_attempt
+from flows.local import ActionContext, FunctionProvider, LocalCatalog
+from flows.runs.driver import drive_local_run
+from flows.runs.handle import FINAL, Run
+from flows.runs.index import RunIndex
 from tests.flows.test_launch_support import make_dataset, write_polaris
+from tools.action_urls import TRANSFER_URL
 from xpcs_kernel.errors import ConfigurationError, QMapError, UsageError
-from xpcs_kernel.result import read_result
+from xpcs_kernel.result.writer import read_result
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def test_launch_returns_at_once_and_wait_gives_the_outputs(
     assert all(p.is_file() for p in out.plot_paths)
     assert out.catalog_subject is not None
     assert out.catalog_subject.endswith(str(raw))
-    index = run._engine().get_run(run.run_id).input["input"]["search_index"]
+    index = run.local_engine.get_run(run.run_id).input["input"]["search_index"]
     entries = LocalCatalog(db).list(index)
     assert [e.subject for e in entries] == [out.catalog_subject]
 

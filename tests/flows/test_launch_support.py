@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from xpcs_kernel.synthetic import SyntheticSpec, write_synthetic
+from xpcs_kernel.synthetic.frames import SyntheticSpec, write_synthetic
 
 SPEC = SyntheticSpec(
     n_frames=160, shape=(24, 24), n_dynamic_q=3, n_static_q=6, tau_c_range=(2.0, 12.0)
@@ -91,8 +91,8 @@ run_managers = ["{MANAGER_GROUP}"]
 
 def write_deploy_state(name: str = "xpcs", *, flow_id: str | None = None) -> dict[str, str]:
     """A deploy state (default path) with flow ``name`` and its three function ids."""
-    from flows.deploy import default_state_path
-    from flows.xpcs_schema import FUNCTION_ID_KEYS
+    from flows.globus.deploy import default_state_path
+    from flows.xpcs.schema import FUNCTION_ID_KEYS
 
     flow_id = flow_id or str(uuid.uuid4())
     functions = {

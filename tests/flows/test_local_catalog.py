@@ -8,7 +8,6 @@ import pytest
 
 from flows.errors import ActionError
 from flows.local import (
-    SEARCH_INGEST_URL,
     ActionContext,
     LocalCatalog,
     LocalEngine,
@@ -16,6 +15,7 @@ from flows.local import (
     SearchIngestProvider,
     default_providers,
 )
+from tools.action_urls import SEARCH_INGEST_URL
 
 
 def test_ingest_twice_keeps_one_updated_entry(tmp_path: Path) -> None:

@@ -10,8 +10,6 @@ import pytest
 
 from flows.errors import ActionError
 from flows.local import (
-    COMPUTE_V2_URL,
-    COMPUTE_V3_URL,
     ActionContext,
     ActionStatus,
     ComputeProvider,
@@ -20,6 +18,7 @@ from flows.local import (
     RunStatus,
     default_providers,
 )
+from tools.action_urls import COMPUTE_V2_URL, COMPUTE_V3_URL
 
 _SCALE = 3  # a module global: functions that use it are not self-contained
 

@@ -8,13 +8,13 @@ from typing import Any
 from gladier import GladierBaseClient, GladierBaseTool, generate_flow_definition
 
 from flows.local import (
-    COMPUTE_V2_URL,
     FunctionRegistry,
     LocalEngine,
     RunStatus,
     check_definition,
     default_providers,
 )
+from tools.action_urls import COMPUTE_V2_URL
 
 
 def double_it(**data: Any) -> dict[str, Any]:

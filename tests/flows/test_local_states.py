@@ -546,7 +546,7 @@ def test_an_action_input_that_is_not_an_object_is_unable_to_run(engine: LocalEng
 def test_an_engine_bug_fails_the_run_and_is_raised(
     engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import flows.local.engine as engine_module
+    import flows.local.step as engine_module
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("oops")

@@ -10,8 +10,6 @@ import pytest
 
 from flows.errors import ActionError
 from flows.local import (
-    LEGACY_TRANSFER_URL,
-    TRANSFER_URL,
     ActionContext,
     ActionStatus,
     CollectionMap,
@@ -20,7 +18,8 @@ from flows.local import (
     TransferProvider,
     default_providers,
 )
-from flows.local.transfer import sha256_file
+from flows.local.providers.transfer import sha256_file
+from tools.action_urls import LEGACY_TRANSFER_URL, TRANSFER_URL
 
 SRC, DST = "collection-beamline", "collection-cluster"
 

@@ -10,7 +10,7 @@ import pytest
 
 from flows import cli as cli_module
 from flows.launch import launch
-from flows.preflight import preflight
+from flows.launch.preflight import preflight
 from tests.flows.test_launch_support import make_dataset
 from xpcs_kernel.errors import InputDataError
 from xpcs_kernel.options import CorrelationOptions

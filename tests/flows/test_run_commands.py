@@ -17,10 +17,8 @@ import pytest
 import responses
 from globus_sdk.transport import RetryConfig
 
-from flows import cli as cli_module
-from flows.launch import prepare_launch, start_attempt
-from flows.local import LocalEngine
-from flows.run_commands import (
+from flows.cli import app as cli_module
+from flows.cli.run import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_TIMEOUT,
@@ -32,7 +30,9 @@ from flows.run_commands import (
     schedule_command,
     status_command,
 )
-from flows.run_handle import Run
+from flows.launch.api import prepare_launch, start_attempt
+from flows.local import LocalEngine
+from flows.runs.handle import Run
 from tests.flows.test_launch_support import make_dataset
 
 FLOWS_API = "https://flows.automate.globus.org"
@@ -40,7 +40,7 @@ FLOWS_API = "https://flows.automate.globus.org"
 
 @pytest.fixture(autouse=True)
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register the commands as the lead will in flows/cli.py."""
+    """Register the commands as the lead will in flows/cli/app.py."""
     for name, command in (
         ("run", run_command),
         ("status", status_command),
@@ -203,7 +203,7 @@ def globus_mock(monkeypatch: pytest.MonkeyPatch) -> Iterator[responses.RequestsM
             retry_config=RetryConfig(max_retries=0),
         )
 
-    monkeypatch.setattr("flows.run_handle.globus_flows_client", flows_client)
+    monkeypatch.setattr("flows.runs.handle.globus_flows_client", flows_client)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         yield rsps
 

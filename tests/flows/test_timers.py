@@ -1,4 +1,4 @@
-"""flows.timers: a Globus Timer running the batch flow (canned Timers responses)."""
+"""flows.globus.timers: a Globus Timer running the batch flow (canned Timers responses)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from globus_sdk.testing import load_response
 from globus_sdk.transport import RetryConfig
 
 from flows.errors import GlobusPermissionError
-from flows.timers import create_batch_timer, schedule_group
-from flows.validate import FlowInputError
-from flows.xpcs_schema import FUNCTION_ID_KEYS
+from flows.globus.timers import create_batch_timer, schedule_group
+from flows.xpcs.schema import FUNCTION_ID_KEYS
+from flows.xpcs.validate import FlowInputError
 from tests.flows.test_launch_support import (
     MANAGER_GROUP,
     MONITOR_GROUP,

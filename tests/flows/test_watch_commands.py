@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from flows.cli.watch import retry_command, watch_command
 from flows.errors import WatchLedgerEntryNotFound
-from flows.watch_commands import retry_command, watch_command
-from flows.watch_ledger import FileState, Ledger
+from flows.watch.ledger import FileState, Ledger
 from xpcs_kernel.errors import UsageError
 
 
@@ -113,7 +113,7 @@ def test_retry_refuses_unknown_and_unfailed_files(ledger: Ledger, tmp_path: Path
 def test_retry_through_the_console_entry_point_exit_codes(
     ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.cli import cli, main
+    from flows.cli.app import cli, main
 
     monkeypatch.setitem(cli.commands, "retry", retry_command)  # the lead registers it
     db = str(ledger.db_path)

@@ -22,10 +22,10 @@ import h5py
 import numpy as np
 import pytest
 
-from flows.watch_launcher import key_tag
-from flows.watch_ledger import FileState, Ledger
+from flows.watch.launcher import key_tag
+from flows.watch.ledger import FileState, Ledger
 from tests.flows.test_watch_fakes import write_h5
-from xpcs_kernel.synthetic import SyntheticSpec, write_synthetic
+from xpcs_kernel.synthetic.frames import SyntheticSpec, write_synthetic
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,9 +34,9 @@ import json, logging, os, signal, sys, time, uuid
 from pathlib import Path
 
 from flows.errors import RunNotFound
-from flows.watch import WatchConfig, Watcher
-from flows.watch_launcher import LaunchedRun
-from flows.watch_ledger import Ledger
+from flows.watch.watcher import WatchConfig, Watcher
+from flows.watch.launcher import LaunchedRun
+from flows.watch.ledger import Ledger
 
 
 class LogLauncher:
@@ -99,7 +99,7 @@ crash = os.environ.get("WATCH_TEST_CRASH")
 when, _, nth = (crash or "").partition(":")
 launcher = LogLauncher(log, 0.3, (when, int(nth)) if crash else None)
 if mode == "cli":
-    from flows.watch_commands import watch_command
+    from flows.cli.watch import watch_command
 
     watch_command.main(
         [beam, "--qmap", qmap, "--db", db, "--settle", "0.2"],

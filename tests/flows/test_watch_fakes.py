@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from flows.errors import RunNotFound
-from flows.watch_launcher import KEY_TAG_PREFIX, LaunchedRun, RunLookupUnavailable
+from flows.watch.launcher import KEY_TAG_PREFIX, LaunchedRun, RunLookupUnavailable
 from xpcs_kernel.errors import InputDataError
 
 

@@ -1,6 +1,6 @@
 """Interrupted launches on Globus: the watcher finds the run by its key tag (canned responses).
 
-The launcher is :class:`~flows.watch_launcher.FlowsLauncher` on the Globus
+The launcher is :class:`~flows.watch.launcher.FlowsLauncher` on the Globus
 engine with a fixed flow id and a FlowsClient without retries; only its
 ``launch`` is replaced (it records the call, so a second launch would show).
 The ledger row is put in LAUNCHING as a watcher killed between "the launcher
@@ -24,10 +24,9 @@ import responses
 from globus_sdk.transport import RetryConfig
 from responses import matchers
 
-from flows.deploy import default_state_path
 from flows.errors import GlobusServiceError
-from flows.watch import WatchConfig, Watcher
-from flows.watch_launcher import (
+from flows.globus.deploy import default_state_path
+from flows.watch.launcher import (
     LOOKUP_MARGIN,
     FlowsLauncher,
     LaunchedRun,
@@ -36,8 +35,9 @@ from flows.watch_launcher import (
     find_launched,
     key_tag,
 )
-from flows.watch_ledger import FileState, Ledger, launch_key
-from flows.watch_scan import canonical_dir
+from flows.watch.ledger import FileState, Ledger, launch_key
+from flows.watch.scan import canonical_dir
+from flows.watch.watcher import WatchConfig, Watcher
 from tests.flows.test_launch_support import write_deploy_state
 from tests.flows.test_watch_fakes import FakeClock, write_h5
 
@@ -61,7 +61,7 @@ def _flows_client() -> globus_sdk.FlowsClient:
 
 @pytest.fixture(autouse=True)
 def _run_handles_use_the_test_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("flows.run_handle.globus_flows_client", _flows_client)
+    monkeypatch.setattr("flows.runs.handle.globus_flows_client", _flows_client)
 
 
 class RecordingLauncher(FlowsLauncher):

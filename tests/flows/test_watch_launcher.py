@@ -1,4 +1,4 @@
-"""The default launcher: what it passes to ``flows.launch.launch`` and how it finds runs by tag."""
+"""The default launcher: what it passes to ``flows.launch.api.launch``; finding runs by tag."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from flows.local import LocalEngine
-from flows.watch_launcher import FlowsLauncher, LaunchedRun, RunLookupUnavailable, key_tag
+from flows.watch.launcher import FlowsLauncher, LaunchedRun, RunLookupUnavailable, key_tag
 
 PASS_FLOW = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
 
@@ -21,7 +21,7 @@ class _FakeRun:
 def test_launch_passes_the_watchers_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import flows.launch
+    import flows.launch.api
 
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
 
@@ -29,7 +29,7 @@ def test_launch_passes_the_watchers_settings(
         calls.append((args, kwargs))
         return _FakeRun()
 
-    monkeypatch.setattr(flows.launch, "launch", fake_launch)
+    monkeypatch.setattr(flows.launch.api, "launch", fake_launch)
     launcher = FlowsLauncher(
         engine="globus",
         facility="auto",

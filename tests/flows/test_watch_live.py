@@ -14,8 +14,8 @@ import pytest
 
 from flows.cli import main as cli_main
 from flows.watch import WatchConfig, Watcher
-from flows.watch_ledger import FileState, Ledger
-from flows.watch_live import live_result_path
+from flows.watch.ledger import FileState, Ledger
+from flows.watch.live import live_result_path
 from tests.flows.test_watch_fakes import FakeClock, FakeLauncher
 from xpcs_kernel.errors import XPCSFlowsError
 from xpcs_kernel.qmap import write_qmap

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from flows.errors import WatcherAlreadyRunning
-from flows.watch import WatchConfig, Watcher, launch_key
-from flows.watch_launcher import key_tag
-from flows.watch_ledger import FileState, Ledger
+from flows.watch.launcher import key_tag
+from flows.watch.ledger import FileState, Ledger
+from flows.watch.watcher import WatchConfig, Watcher, launch_key
 from tests.flows.test_watch_fakes import FakeClock, FakeLauncher, write_h5
-from xpcs_kernel.synthetic import SyntheticSpec, write_synthetic
+from xpcs_kernel.synthetic.frames import SyntheticSpec, write_synthetic
 
 
 def _no_check(raw: Path) -> None:

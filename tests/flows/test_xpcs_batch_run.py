@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.flow_commands import list_catalog
+from flows.cli.flow import list_catalog
 from flows.local import RunStatus
-from flows.local_batch import run_local_batch_flow
-from xpcs_kernel.synthetic import SyntheticSpec, write_synthetic
+from flows.xpcs.local_batch import run_local_batch_flow
+from xpcs_kernel.synthetic.frames import SyntheticSpec, write_synthetic
 
 SPEC = SyntheticSpec(n_frames=120, shape=(20, 20), n_dynamic_q=2, n_static_q=4)
 

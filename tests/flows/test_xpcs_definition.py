@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from flows.flow_commands import flow_definition_command
-from flows.local import COMPUTE_V3_URL, SEARCH_INGEST_URL, TRANSFER_URL, check_definition
-from flows.local_flow import LocalFacility, build_local_input
-from flows.validate import validate_flow_input
-from flows.xpcs import XPCSBatchFlowClient, XPCSFlowClient, xpcs_flow
+from flows.cli.flow import flow_definition_command
+from flows.local import check_definition
+from flows.xpcs.definition import XPCSBatchFlowClient, XPCSFlowClient, xpcs_flow
+from flows.xpcs.local import LocalFacility, build_local_input
+from flows.xpcs.validate import validate_flow_input
 from tools._states import FLOW_FAILED
+from tools.action_urls import COMPUTE_V3_URL, SEARCH_INGEST_URL, TRANSFER_URL
 
 CURRENT_URLS = {TRANSFER_URL, COMPUTE_V3_URL, SEARCH_INGEST_URL}
 PUBLISHING = {"PublishMetadata", "PublishTransfer", "PublishIngest", "RecordResult"}

@@ -13,21 +13,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from flows.flow_commands import catalog_command, list_catalog
-from flows.local import (
-    COMPUTE_V3_URL,
-    TRANSFER_URL,
-    ActionContext,
-    FunctionProvider,
-    LocalEngine,
-    RunStatus,
-    TransferProvider,
-)
-from flows.local_flow import LocalFacility, override_wait_times, run_local_flow
-from flows.validate import FlowInputError
-from flows.xpcs import xpcs_flow
-from xpcs_kernel.result import read_result
-from xpcs_kernel.synthetic import SyntheticSpec, write_synthetic
+from flows.cli.flow import catalog_command, list_catalog
+from flows.local import ActionContext, FunctionProvider, LocalEngine, RunStatus, TransferProvider
+from flows.xpcs.definition import xpcs_flow
+from flows.xpcs.local import LocalFacility, override_wait_times, run_local_flow
+from flows.xpcs.validate import FlowInputError
+from tools.action_urls import COMPUTE_V3_URL, TRANSFER_URL
+from xpcs_kernel.result.writer import read_result
+from xpcs_kernel.synthetic.frames import SyntheticSpec, write_synthetic
 
 SPEC = SyntheticSpec(
     n_frames=160, shape=(24, 24), n_dynamic_q=3, n_static_q=6, tau_c_range=(2.0, 12.0)

@@ -8,9 +8,9 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
-from flows.validate import FlowInputError, validate_flow_input
-from flows.xpcs_batch import plan_batch, with_plan
-from flows.xpcs_schema import correlation_options_schema, input_schema
+from flows.xpcs.batch import plan_batch, with_plan
+from flows.xpcs.schema import correlation_options_schema, input_schema
+from flows.xpcs.validate import FlowInputError, validate_flow_input
 from xpcs_kernel.options import CorrelationOptions
 
 BEAMLINE, FACILITY, PUB = "coll-beamline", "coll-facility", "coll-publication"

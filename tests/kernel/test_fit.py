@@ -8,8 +8,8 @@ import pytest
 
 from xpcs_kernel.errors import FitError, UsageError
 from xpcs_kernel.fit import fit_diffusion, fit_g2
-from xpcs_kernel.qmap import QMap
-from xpcs_kernel.synthetic import SyntheticSpec, synthesize
+from xpcs_kernel.qmap.model import QMap
+from xpcs_kernel.synthetic.frames import SyntheticSpec, synthesize
 
 # the APS multi-tau delays for 1000 frames, in frames
 # (level 0: 1..8; level L: (5..8) * 2^L, up to 768 = 6 * 2^7)
@@ -210,7 +210,7 @@ def test_physics_acceptance_on_synthetic_data() -> None:
 
 @pytest.mark.slow
 def test_physics_acceptance_with_the_multitau_correlator() -> None:
-    multitau = pytest.importorskip("xpcs_kernel.multitau")
+    multitau = pytest.importorskip("xpcs_kernel.multitau.correlator")
     spec = SyntheticSpec(n_frames=1000, shape=(128, 128), beta=0.2, seed=2)
     data, frames = synthesize(spec)
     qm = data.qmap

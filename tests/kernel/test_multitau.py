@@ -7,7 +7,7 @@ import pytest
 from numpy.typing import NDArray
 
 from xpcs_kernel.errors import CorrelationError, UsageError
-from xpcs_kernel.multitau import (
+from xpcs_kernel.multitau.correlator import (
     G2Result,
     MultiTauCorrelator,
     PixelBins,

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-import xpcs_kernel.multitau as multitau_module
-from xpcs_kernel._multitau_eager import correlate_by_groups
-from xpcs_kernel._multitau_feed import FeedEngine
-from xpcs_kernel._multitau_state import CorrelatorState
+import xpcs_kernel.multitau.correlator as multitau_module
 from xpcs_kernel.errors import CorrelationError, UsageError
-from xpcs_kernel.multitau import G2Result, MultiTauCorrelator, PixelBins, multitau
+from xpcs_kernel.multitau.correlator import G2Result, MultiTauCorrelator, PixelBins, multitau
+from xpcs_kernel.multitau.eager import correlate_by_groups
+from xpcs_kernel.multitau.feed import FeedEngine
+from xpcs_kernel.multitau.state import CorrelatorState
 
 from .test_multitau import assert_matches, random_bins, reference
 from .test_multitau_stream import assert_same

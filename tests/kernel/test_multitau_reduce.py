@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from xpcs_kernel.multitau import MultiTauCorrelator, PixelBins, multitau
+from xpcs_kernel.multitau.correlator import MultiTauCorrelator, PixelBins, multitau
 
 from .test_multitau import random_bins, reference
 

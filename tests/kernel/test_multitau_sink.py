@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from xpcs_kernel.multitau import MultiTauCorrelator, PixelBins
-from xpcs_kernel.multitau_sink import MultiTauSink
+from xpcs_kernel.multitau.correlator import MultiTauCorrelator, PixelBins
+from xpcs_kernel.multitau.sink import MultiTauSink
 
 from .test_multitau_stream import assert_same, to_csr
 

@@ -9,7 +9,7 @@ import pytest
 from numpy.typing import NDArray
 
 from xpcs_kernel.errors import UsageError
-from xpcs_kernel.multitau import (
+from xpcs_kernel.multitau.correlator import (
     G2Result,
     MultiTauCorrelator,
     PixelBins,
@@ -287,7 +287,7 @@ def test_stream_memory_budget_leaves_room_for_the_state() -> None:
 
 def test_kernels_release_the_gil() -> None:
     # the pipeline reads and decompresses the next chunk in a thread meanwhile
-    from xpcs_kernel._multitau_dense import dense_feed, densify_csr
+    from xpcs_kernel.multitau.dense import dense_feed, densify_csr
 
     for kernel in (dense_feed, densify_csr):
         assert kernel.targetoptions.get("nogil") is True

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from xpcs_kernel.errors import QMapError, UsageError
-from xpcs_kernel.qmap import QMap, qmap_from_geometry, read_qmap, write_qmap
-from xpcs_kernel.qmap_geometry import pixel_q_phi, wavelength
+from xpcs_kernel.qmap.build import qmap_from_geometry
+from xpcs_kernel.qmap.geometry import pixel_q_phi, wavelength
+from xpcs_kernel.qmap.model import QMap, read_qmap, write_qmap
 
 GEOMETRY: dict[str, Any] = {
     "beam_center": (30.0, 20.0),

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from xpcs_kernel import result as result_module
 from xpcs_kernel.errors import ResultFileError, UsageError
-from xpcs_kernel.result import (
+from xpcs_kernel.result import writer as result_module
+from xpcs_kernel.result.writer import (
     REQUIRED_COMMON_KEYS,
     REQUIRED_MULTITAU_KEYS,
     REQUIRED_TWOTIME_KEYS,
@@ -25,7 +25,7 @@ from xpcs_kernel.result import (
     verify_result,
     write_result,
 )
-from xpcs_kernel.twotime import TwoTimeResult, twotime
+from xpcs_kernel.twotime.correlator import TwoTimeResult, twotime
 
 H, W = 6, 8
 N_FRAMES = 12

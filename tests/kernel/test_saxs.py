@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from xpcs_kernel.errors import CorrelationError, FrameFormatError, UsageError
-from xpcs_kernel.qmap import QMap
-from xpcs_kernel.saxs import SaxsAccumulator, saxs
+from xpcs_kernel.qmap.model import QMap
+from xpcs_kernel.saxs.profile import SaxsAccumulator, saxs
 
 
 def _qmap() -> QMap:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from xpcs_kernel.errors import UsageError
-from xpcs_kernel.qmap import QMap, read_qmap
-from xpcs_kernel.qmap_geometry import pixel_q_phi
-from xpcs_kernel.synthetic import (
+from xpcs_kernel.qmap.geometry import pixel_q_phi
+from xpcs_kernel.qmap.model import QMap, read_qmap
+from xpcs_kernel.synthetic.frames import (
     SyntheticSpec,
     generate_frames,
     synthesize,

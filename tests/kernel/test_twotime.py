@@ -1,4 +1,4 @@
-"""Tests of the two-time correlator (xpcs_kernel.twotime)."""
+"""Tests of the two-time correlator (xpcs_kernel.twotime.correlator)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from xpcs_kernel import twotime as tt_module
-from xpcs_kernel._twotime_diag import finish_gram
-from xpcs_kernel._twotime_store import gather_columns
 from xpcs_kernel.errors import CorrelationError, UsageError
-from xpcs_kernel.twotime import TwoTimeCorrelator, TwoTimeResult, twotime
+from xpcs_kernel.twotime import correlator as tt_module
+from xpcs_kernel.twotime.correlator import TwoTimeCorrelator, TwoTimeResult, twotime
+from xpcs_kernel.twotime.diag import finish_gram
+from xpcs_kernel.twotime.store import gather_columns
 
 
 def _reference_c2(

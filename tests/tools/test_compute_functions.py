@@ -13,8 +13,8 @@ import pytest
 from globus_compute_sdk.serialize import ComputeSerializer, DillCodeSource
 
 from tools import xpcs_correlate, xpcs_plots, xpcs_publish_metadata
-from xpcs_kernel.result import read_result
-from xpcs_kernel.synthetic import SyntheticSpec, write_synthetic
+from xpcs_kernel.result.writer import read_result
+from xpcs_kernel.synthetic.frames import SyntheticSpec, write_synthetic
 
 SPEC = SyntheticSpec(
     n_frames=160, shape=(24, 24), n_dynamic_q=3, n_static_q=6, tau_c_range=(2.0, 12.0)

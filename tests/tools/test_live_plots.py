@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from matplotlib.figure import Figure
 
-from flows.watch_live import describe_live
+from flows.watch.live import describe_live
 from tools.plots import xpcs_plots
 from xpcs_kernel.io import write_hdf5_frames
 from xpcs_kernel.live import FollowConfig, FollowUpdate, follow_file

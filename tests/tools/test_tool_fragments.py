@@ -8,7 +8,7 @@ import pytest
 from gladier import GladierBaseTool
 
 import tools
-from flows.xpcs_schema import input_schema
+from flows.xpcs.schema import input_schema
 from tools._states import COMPUTE_V3_URL, FAILURE_PATH, FLOW_FAILED
 
 ALL_TOOLS = [getattr(tools, name) for name in tools.__all__ if name[0].isupper()]

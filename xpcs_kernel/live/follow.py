@@ -40,7 +40,7 @@ from xpcs_kernel.live.saxs_live import LiveSaxs
 from xpcs_kernel.metadata import RawMetadata
 from xpcs_kernel.multitau import MultiTauCorrelator, PixelBins
 from xpcs_kernel.options import CorrelationOptions
-from xpcs_kernel.pipeline import CorrelationSummary, _fit_summary, sha256_file
+from xpcs_kernel.pipeline.correlate import CorrelationSummary, _fit_summary, sha256_file
 from xpcs_kernel.qmap import QMap, read_qmap
 from xpcs_kernel.result import ResultMetadata, write_result
 

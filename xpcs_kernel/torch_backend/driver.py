@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xpcs_kernel._pipeline_chunks import StageTimer, choose_sparse, prefetch
 from xpcs_kernel._version import __version__
 from xpcs_kernel.errors import CorrelationError, FrameFormatError
 from xpcs_kernel.io import FrameChunk, FrameSelection, detect_format, iter_chunks, open_frames
 from xpcs_kernel.metadata import RawMetadata, read_raw_metadata
 from xpcs_kernel.multitau import PixelBins
 from xpcs_kernel.options import CorrelationOptions
+from xpcs_kernel.pipeline.chunks import StageTimer, choose_sparse, prefetch
 from xpcs_kernel.qmap import QMap, read_qmap
 from xpcs_kernel.result import ResultMetadata, write_result
 from xpcs_kernel.torch_backend.device import (
@@ -142,7 +142,7 @@ def correlate_file_torch(
     progress: ProgressCallback | None = None,
 ) -> CorrelationSummary:
     """:func:`xpcs_kernel.pipeline.correlate_file` on the torch backend (same arguments)."""
-    from xpcs_kernel.pipeline import CorrelationSummary, _fit_summary, sha256_file
+    from xpcs_kernel.pipeline.correlate import CorrelationSummary, _fit_summary, sha256_file
 
     opts = options
     t_start = time.perf_counter()

@@ -8,7 +8,7 @@ each lag ``k`` (``1..2D`` at level 0, ``D+1..2D`` above) the float64 sum of
 ``A_p = sum_t I_p(t) I_p(t + k)``, each chunk's products summed in float32.
 For a delay with ``M`` pairs the binning uses ``P_p = T_p - (last k frames)``
 and ``F_p = T_p - (first k frames)`` and reduces on the device to the
-per-bin sums of :func:`xpcs_kernel._multitau_bin.merge_partials` (one chunk,
+per-bin sums of :func:`xpcs_kernel.multitau.bin.merge_partials` (one chunk,
 shift = the bin mean), so the g2 formula and its error are the numba
 backend's, to float32 rounding.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xpcs_kernel._multitau_reduce import G2Result, PixelBins, binned_result, check_bins, scheme_for
+from xpcs_kernel.multitau.reduce import G2Result, PixelBins, binned_result, check_bins, scheme_for
 from xpcs_kernel.torch_backend.device import import_torch, index_tensor
 
 __all__ = ["TorchMultiTau"]

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from xpcs_kernel._twotime_gram import pair_counts
 from xpcs_kernel.errors import CorrelationError, UsageError
 from xpcs_kernel.torch_backend.device import import_torch, index_tensor
 from xpcs_kernel.twotime import TwoTimeResult
+from xpcs_kernel.twotime.gram import pair_counts
 
 __all__ = ["TorchTwoTime", "diagonal_sums"]
 
