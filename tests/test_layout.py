@@ -137,16 +137,16 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 # docs/architecture.md) before it can land.
 LAYERS = {
     "xpcs_kernel": [
-        "errors", "_version", "process_exit", "options", "metadata", "fit", "io",
-        "qmap", "multitau", "twotime", "saxs", "result", "synthetic", "pipeline",
-        "cli", "__main__",
+        "errors", "_version", "process_exit", "device_spec", "options", "metadata", "fit",
+        "io", "qmap", "multitau", "twotime", "saxs", "result", "synthetic", "plot_scales",
+        "pipeline", "torch_backend", "live", "compile_notice", "cli", "__main__",
     ],
     "tools": [
         "action_urls", "_states", "transfer_in", "correlate", "plots", "publish",
         "transfer_back",
     ],
     "deployments": [
-        "_fields", "errors", "state", "maintenance", "model", "registry", "history",
+        "_fields", "errors", "gpu", "state", "maintenance", "model", "registry", "history",
         "select_types", "_select_candidate", "select", "failover", "status", "templates",
         "chooser", "simulate",
     ],

@@ -8,8 +8,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from xpcs_kernel.device_spec import BACKENDS, parse_device
 from xpcs_kernel.errors import UsageError
-from xpcs_kernel.torch_backend.device_spec import BACKENDS, parse_device
 
 __all__ = ["BACKENDS", "MODES", "PATHS", "CorrelationOptions"]
 

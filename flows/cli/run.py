@@ -215,10 +215,6 @@ def run_command(
             options[key] = value
     if mode is not None:
         options["mode"] = mode
-    if engine == "local":  # the run's process compiles the kernels first: say so
-        from xpcs_kernel.compile_notice import announce_first_run
-
-        announce_first_run(where=" (the run starts with that)")
     run = launch(
         raw,
         qmap,

@@ -209,7 +209,9 @@ def launch(
     timeout
         With ``wait``: seconds to wait in all (``RunWaitTimeout`` past it).
     progress
-        With ``wait``: show the transient progress line on stderr.
+        Report on stderr: a local run's first-run kernel compilation notice
+        (once the checks have passed) and, with ``wait``, the transient
+        progress line.
     detach
         Without ``wait``, a local run is driven by a detached process instead of
         a thread of this one, so it goes on after this process exits (the
@@ -237,6 +239,10 @@ def launch(
         db_path=db_path,
         workdir=workdir,
     )
+    if progress and request.engine == "local":  # its process compiles the kernels first
+        from xpcs_kernel.compile_notice import announce_first_run
+
+        announce_first_run(where=" (the run starts with that)")
     if wait:
         return run_with_failover(request, timeout=timeout, progress=progress)
     chosen, decision = choose_facility(request)

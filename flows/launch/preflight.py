@@ -4,7 +4,7 @@ A launch that cannot succeed is refused before anything starts (no run, no
 transfer, no history row): the q-map must read, the raw file must open
 as frames of the q-map's detector shape (:func:`preflight`), and the engine
 must have a configured facility (:func:`check_engine_configured`). The frame
-check is the watcher's own (:func:`flows.watch.scan.check_against_qmap`), so
+check is the watcher's own (:func:`flows.xpcs.dataset_check.check_against_qmap`), so
 ``run``, ``launch()`` and ``watch`` accept and refuse the same files.
 """
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deployments import DeploymentSet
+from flows.xpcs.dataset_check import check_against_qmap, qmap_shape
 from xpcs_kernel.errors import ConfigurationError
 from xpcs_kernel.options import CorrelationOptions
 
@@ -62,8 +63,6 @@ def preflight(raw: Path, qmap: Path, options: CorrelationOptions) -> PreflightRe
         have the q-map's shape (the message names the file, the shape expected
         and the shape found).
     """
-    from flows.watch.scan import check_against_qmap, qmap_shape
-
     shape = qmap_shape(qmap)
     check_against_qmap(raw, shape, dataset=options.dataset)
     return PreflightReport(raw=raw, qmap=qmap, frame_shape=shape)

@@ -8,8 +8,8 @@ seconds; with one, when ``<file><suffix>`` exists. An HDF5 file must also
 open (a file still held open for writing, or cut short, does not); one that
 stays unopenable and unchanged for ``open_timeout`` seconds is invalid.
 :class:`EventCollector` hands the watchdog observer's file events over.
-:func:`check_against_qmap` is the default validation before launch: the
-frames open and match the q-map's detector shape.
+The validation before launch (the frames open and match the q-map's detector
+shape) is :func:`flows.xpcs.dataset_check.check_against_qmap`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from pathlib import Path
 import h5py
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from xpcs_kernel.errors import InputDataError, XPCSFlowsError
-
 __all__ = [
     "HDF5_SUFFIXES",
     "Completeness",
@@ -35,9 +33,7 @@ __all__ = [
     "Verdict",
     "canonical_dir",
     "canonical_file",
-    "check_against_qmap",
     "matches",
-    "qmap_shape",
     "scan",
 ]
 
@@ -218,42 +214,3 @@ class CompletionTracker:
                 f"not a complete data file after {self.open_timeout:g} s unchanged: {problem}",
             )
         return Verdict(Completeness.WAITING)
-
-
-def qmap_shape(qmap: Path) -> tuple[int, int]:
-    """The detector shape ``(H, W)`` of the q-map file (read once at start-up)."""
-    from xpcs_kernel.qmap.model import read_qmap
-
-    shape = read_qmap(qmap).mask.shape
-    return int(shape[0]), int(shape[1])
-
-
-def check_against_qmap(raw: Path, shape: tuple[int, int], *, dataset: str | None = None) -> None:
-    """Check that ``raw`` opens as frames of detector ``shape`` (HDF5 ``dataset`` if given).
-
-    Raises
-    ------
-    XPCSFlowsError
-        (:class:`~xpcs_kernel.errors.FrameFormatError` and kin) naming what is wrong.
-    """
-    from xpcs_kernel.io.detect import detect_format, open_frames
-
-    try:
-        fmt = detect_format(raw)
-        # Rigaku files do not record their shape: the q-map's is the only one there is
-        hint = shape if fmt == "rigaku" else None
-        dset = dataset if fmt == "hdf5" else None
-        with open_frames(raw, dataset=dset, format=fmt, frame_shape=hint) as source:
-            if source.frame_shape != shape:
-                raise InputDataError(
-                    "the frame shape differs from the q-map's",
-                    path=raw,
-                    expected=str(shape),
-                    found=str(source.frame_shape),
-                )
-            if source.n_frames < 1:
-                raise InputDataError("the file holds no frames", path=raw)
-    except XPCSFlowsError:
-        raise
-    except OSError as exc:
-        raise InputDataError(f"cannot read frames: {exc}", path=raw) from exc

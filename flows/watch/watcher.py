@@ -89,11 +89,10 @@ from flows.watch.scan import (
     EventCollector,
     canonical_dir,
     canonical_file,
-    check_against_qmap,
     matches,
-    qmap_shape,
     scan,
 )
+from flows.xpcs.dataset_check import check_against_qmap, qmap_shape
 from xpcs_kernel.errors import UsageError, XPCSFlowsError
 
 __all__ = ["PassReport", "WatchConfig", "Watcher", "launch_key"]  # some re-exported

@@ -18,6 +18,6 @@ Modules: :mod:`.device_spec` (parsing a device string, no torch),
 
 from __future__ import annotations
 
-from xpcs_kernel.torch_backend.device_spec import BACKENDS, parse_device
+from xpcs_kernel.device_spec import BACKENDS, parse_device
 
 __all__ = ["BACKENDS", "parse_device"]

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from xpcs_kernel.device_spec import parse_device
 from xpcs_kernel.errors import UsageError
-from xpcs_kernel.torch_backend.device_spec import parse_device
 
 __all__ = [
     "HOST_BUDGET",
