@@ -24,7 +24,7 @@ from xpcs_kernel._multitau_dense import dense_feed, densify_csr
 from xpcs_kernel._multitau_state import CorrelatorState
 from xpcs_kernel.errors import UsageError
 
-__all__ = ["FeedEngine", "shared_pool", "shutdown_shared_pool"]
+__all__ = ["FeedEngine", "shared_pool", "shutdown_shared_pool", "worker_threads"]
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
@@ -35,6 +35,11 @@ def _default_threads() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def worker_threads() -> int:
+    """Usable CPUs: the default number of kernel worker threads."""
+    return _default_threads()
 
 
 def shared_pool(n_threads: int) -> ThreadPoolExecutor:
