@@ -223,12 +223,12 @@ def test_saturated_values_fail_unless_allowed(dataset: dict[str, Any], tmp_path:
 def test_failed_run_leaves_nothing_under_final_name(
     dataset: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import xpcs_kernel.pipeline as pipeline
+    import xpcs_kernel._pipeline_fit as pipeline_fit
 
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("fit crashed")
 
-    monkeypatch.setattr(pipeline, "fit_g2", explode)
+    monkeypatch.setattr(pipeline_fit, "fit_g2", explode)
     out = tmp_path / "r.h5"
     with pytest.raises(RuntimeError, match="fit crashed"):
         _run(dataset, dataset["paths"]["hdf5"], out, fit=True)
