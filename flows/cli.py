@@ -31,6 +31,7 @@ EXIT_USAGE = 2
 LAZY_COMMANDS: dict[str, str] = {
     "correlate": "xpcs_kernel.cli:correlate_command",
     "synth": "xpcs_kernel.cli:synth_command",
+    "warmup": "xpcs_kernel.cli_warmup:warmup_command",
     "demo": "flows.demo:demo_command",
     "facilities": "flows.facility_commands:facilities_command",
     "simulate": "flows.facility_commands:simulate_command",

@@ -180,3 +180,30 @@ def test_warm_kernels_once_per_process_and_checks_dtypes(
         kernel_warmup.warm_kernels("complex64")
     with pytest.raises(UsageError, match="dtypes"):
         kernel_warmup.warm_kernels("not-a-dtype")
+
+
+def test_warmup_command_fills_the_cache_dir(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    cache = tmp_path / "numba-cache"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    args = ["warmup", "--dtype", "uint8", "--no-sparse", "--no-twotime", "--json"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "xpcs_kernel", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["dtypes"] == ["uint8"]
+    assert report["cache"] == str(cache)
+    index_files = [p.name for p in cache.rglob("*.nbi")]
+    # the dense feed, the SAXS pass and the g2 binning were compiled into it
+    assert any("_multitau_dense" in name for name in index_files), index_files
+    assert any("_saxs_kernels" in name for name in index_files), index_files
