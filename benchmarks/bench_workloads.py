@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from bench_coldstart import wl_coldstart
 from bench_command_workloads import wl_command, wl_rss10k, wl_sparse
 from bench_context import Context, measure, na_row
 from bench_data import DataFiles, DataSpec, prepare
@@ -169,6 +170,7 @@ WORKLOAD_FUNCS: dict[str, Callable[[Context], None]] = {
     "u16long": wl_u16long,
     "u16mpx": wl_u16mpx,
     "jit": wl_jit,
+    "coldstart": wl_coldstart,
     "twotime": wl_twotime,
     "sparse": wl_sparse,
     "rss10k": wl_rss10k,

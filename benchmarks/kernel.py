@@ -39,12 +39,13 @@ WORKLOADS = (
     "u16long",
     "u16mpx",
     "jit",
+    "coldstart",
     "twotime",
     "sparse",
     "rss10k",
 )
 DEFAULT_WORKLOADS = ("dense", "mpx", "command", "u16", "u16long", "u16mpx", "jit", "twotime")
-DEFAULT_WORKLOADS += ("sparse",)
+DEFAULT_WORKLOADS += ("coldstart", "sparse")
 
 
 def _child_main(argv: list[str]) -> int:
