@@ -102,7 +102,8 @@ class FeedEngine:
                 raise UsageError(
                     f"values must lie in [0, {self.n_pixels})", argument="pixel_index"
                 )
-            self.pixel_index = np.ascontiguousarray(idx, dtype=np.intp)
+            # an own, writable copy: numba compiles readonly and writable arrays apart
+            self.pixel_index = np.array(idx, dtype=np.intp, order="C")
             ordered = bool(np.all(self.pixel_index[1:] > self.pixel_index[:-1]))
             if not ordered and np.bincount(self.pixel_index).max() > 1:
                 raise UsageError("must not repeat a pixel", argument="pixel_index")

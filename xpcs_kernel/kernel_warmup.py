@@ -72,6 +72,7 @@ def _tiny_qmap() -> Any:
 
 def _warm_one(dtype: np.dtype[Any], *, sparse: bool, twotime: bool, qm: Any) -> None:
     from xpcs_kernel.multitau import MultiTauCorrelator, PixelBins, multitau
+    from xpcs_kernel.multitau_sink import MultiTauSink
     from xpcs_kernel.saxs import SaxsAccumulator
 
     frames = _tiny_frames(dtype)
@@ -81,6 +82,10 @@ def _warm_one(dtype: np.dtype[Any], *, sparse: bool, twotime: bool, qm: Any) -> 
     sx.feed(frames)
     sx.result()
     multitau(flat, bins, pixel_index=qm.pixel_index, path="dense")
+    sink = MultiTauSink(flat.shape[1], pixel_index=qm.pixel_index, n_frames=_FRAMES)
+    sink.feed(frames[: _FRAMES // 2])  # as the pipeline feeds it: (n, H, W) chunks
+    sink.feed(frames[_FRAMES // 2 :])
+    sink.g2(bins)
     corr = MultiTauCorrelator(flat.shape[1], pixel_index=qm.pixel_index)
     corr.feed(flat[: _FRAMES // 2])
     corr.feed(flat[_FRAMES // 2 :])
@@ -90,12 +95,14 @@ def _warm_one(dtype: np.dtype[Any], *, sparse: bool, twotime: bool, qm: Any) -> 
         indptr = np.zeros(_FRAMES + 1, dtype=np.int64)
         np.cumsum(np.bincount(nz_frame, minlength=_FRAMES), out=indptr[1:])
         pixels = nz_pixel.astype(np.int64)
-        counts = flat[nz_frame, nz_pixel]
+        # the event readers (Rigaku, IMM) give uint32 counts; normalised events are float
+        counts = flat[nz_frame, nz_pixel].astype(np.uint32 if dtype.kind in "ui" else dtype)
         sp = MultiTauCorrelator(flat.shape[1], pixel_index=qm.pixel_index)
         sp.feed_sparse(_FRAMES, indptr, pixels, counts)
         sp.g2(bins)
         sxs = SaxsAccumulator(qm, n_frames=_FRAMES)
         sxs.feed_sparse(_FRAMES, indptr, pixels, counts)
+        _warm_event_readers(frames)
     if twotime:
         from xpcs_kernel.twotime import TwoTimeCorrelator
 
@@ -111,6 +118,23 @@ def _warm_one(dtype: np.dtype[Any], *, sparse: bool, twotime: bool, qm: Any) -> 
             tt.result()
         finally:
             tt.close()
+
+
+def _warm_event_readers(frames: NDArray[Any]) -> None:
+    """The compiled decoders of event files (sparse IMM), and dense-to-event conversion."""
+    import tempfile
+    from pathlib import Path
+
+    from xpcs_kernel.io import FrameSelection, iter_chunks, open_frames, write_imm
+
+    with tempfile.TemporaryDirectory(prefix="xpcs-warmup-") as tmp:
+        path = Path(tmp) / "tiny.imm"
+        write_imm(path, frames.astype(np.uint16), sparse=True)
+        with open_frames(path) as source:
+            for _ in iter_chunks(source, FrameSelection(), sparse=True, chunk_frames=_FRAMES):
+                pass
+            for _ in iter_chunks(source, FrameSelection(avg=2), sparse=True):
+                pass
 
 
 def warm_kernels(

@@ -207,3 +207,34 @@ def test_warmup_command_fills_the_cache_dir(tmp_path: Path) -> None:
     # the dense feed, the SAXS pass and the g2 binning were compiled into it
     assert any("_multitau_dense" in name for name in index_files), index_files
     assert any("_saxs_kernels" in name for name in index_files), index_files
+
+
+def _compiled_signatures() -> set[tuple[str, object]]:
+    import gc
+
+    from numba.core.registry import CPUDispatcher
+
+    return {
+        (f"{o.py_func.__module__}.{o.py_func.__qualname__}", sig)
+        for o in gc.get_objects()
+        if isinstance(o, CPUDispatcher)
+        for sig in o.signatures
+    }
+
+
+def test_after_warm_kernels_a_run_compiles_nothing(
+    run_files: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``warmup`` compiles is what runs call: nothing is left for the first run."""
+    from xpcs_kernel.io import write_imm
+
+    raw, frames = run_files["uint16"]
+    imm = write_imm(tmp_path / "raw.imm", frames, sparse=True)
+    kernel_warmup.warm_kernels("uint16", sparse=True, twotime=True)
+    before = _compiled_signatures()
+    qmap = run_files["qmap"]
+    correlate_file(raw, qmap, tmp_path / "a.h5", options=_options())
+    correlate_file(imm, qmap, tmp_path / "b.h5", options=_options(path="sparse", mode="both"))
+    monkeypatch.setattr(multitau_sink, "IN_MEMORY_BYTES", 0)
+    correlate_file(raw, qmap, tmp_path / "c.h5", options=_options(mode="both"))
+    assert _compiled_signatures() - before == set()
