@@ -64,7 +64,11 @@ def correlate_file(
     Returns
     -------
     CorrelationSummary
-        Paths, sizes, timings, throughput and fitted rates.
+        Paths, sizes, timings, throughput and fitted rates. ``timings`` (s):
+        ``compile`` (numba compiling or loading the run's kernels, apart from
+        the rest), ``read`` (waiting for the reader thread), ``saxs`` (SAXS
+        in the reader thread, overlapped), ``correlate``, ``twotime``,
+        ``fit``, ``write`` and ``total``.
     """
     opts = options or CorrelationOptions()
     t_start = time.perf_counter()
