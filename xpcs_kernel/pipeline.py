@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable
 
+from xpcs_kernel._pipeline_fit import fit_summary
 from xpcs_kernel._pipeline_run import finish_run, prepare_run, stream_run
 from xpcs_kernel.options import CorrelationOptions
 from xpcs_kernel.pipeline_summary import CorrelationSummary
@@ -26,6 +27,8 @@ __all__ = ["CorrelationSummary", "ProgressCallback", "correlate_file", "sha256_f
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(frames_done, frames_total)`` after every chunk."""
+
+_fit_summary = fit_summary  # the old private name, imported by the live and torch drivers
 
 
 def sha256_file(path: str | os.PathLike[str], *, block: int = 8 * 2**20) -> str:
