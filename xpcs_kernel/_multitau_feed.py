@@ -43,14 +43,20 @@ def worker_threads() -> int:
 
 
 def shared_pool(n_threads: int) -> ThreadPoolExecutor:
-    """A shared pool of at least ``n_threads`` workers (the kernel releases the GIL)."""
+    """A shared pool of at least ``n_threads`` workers (the kernel releases the GIL).
+
+    The pool starts with at least one worker per usable CPU, so that callers in
+    different threads (the pipeline's SAXS in the reader thread, the correlator
+    in the main thread) never make it grow under each other. A larger request
+    (an explicit ``threads=``) gets a new pool; the old one is left to finish
+    what was submitted to it, never shut down under a caller that holds it.
+    """
     global _POOL, _POOL_SIZE
     with _POOL_LOCK:
         if _POOL is None or n_threads > _POOL_SIZE:
-            if _POOL is not None:
-                _POOL.shutdown(wait=True)
-            _POOL = ThreadPoolExecutor(n_threads, thread_name_prefix="multitau")
-            _POOL_SIZE = n_threads
+            size = max(int(n_threads), _default_threads())
+            _POOL = ThreadPoolExecutor(size, thread_name_prefix="multitau")
+            _POOL_SIZE = size
         return _POOL
 
 

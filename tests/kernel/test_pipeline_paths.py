@@ -238,3 +238,18 @@ def test_after_warm_kernels_a_run_compiles_nothing(
     monkeypatch.setattr(multitau_sink, "IN_MEMORY_BYTES", 0)
     correlate_file(raw, qmap, tmp_path / "c.h5", options=_options(mode="both"))
     assert _compiled_signatures() - before == set()
+
+
+def test_shared_pool_never_shuts_down_under_a_holder() -> None:
+    """SAXS (reader thread) and the correlator (main thread) share one pool."""
+    from xpcs_kernel._multitau_feed import shared_pool, shutdown_shared_pool, worker_threads
+
+    shutdown_shared_pool()
+    try:
+        first = shared_pool(1)
+        assert shared_pool(worker_threads()) is first  # sized for every CPU at once
+        bigger = shared_pool(worker_threads() + 2)
+        assert bigger is not first
+        assert first.submit(lambda: 41 + 1).result() == 42  # still usable by its holder
+    finally:
+        shutdown_shared_pool()
