@@ -31,6 +31,8 @@ def child_multitau(spec: dict[str, Any]) -> dict[str, Any]:
 
     t_import = time.perf_counter() - t0
     frames = np.load(spec["frames"])  # read into memory (a memmap would page in during the timer)
+    if spec.get("dtype"):
+        frames = frames.astype(spec["dtype"])  # same counts, another detector dtype
     bins, pixel_index, _ = _our_bins(spec["qmap"])
     path = spec.get("path", "auto")
     small = frames[:64]
@@ -80,6 +82,8 @@ def child_twotime(spec: dict[str, Any]) -> dict[str, Any]:
     from xpcs_kernel.twotime.correlator import twotime
 
     frames = np.load(spec["frames"])  # read into memory (a memmap would page in during the timer)
+    if spec.get("dtype"):
+        frames = frames.astype(spec["dtype"])  # same counts, another detector dtype
     bins, pixel_index, dyn = _our_bins(spec["qmap"])
     n_dyn = int(dyn.max()) + 1
     # smooth by the static bin's time mean, as the pipeline does (per-pixel means bias C low)

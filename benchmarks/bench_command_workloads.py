@@ -58,7 +58,7 @@ def command_rows(
         cmd = [str(OUR_CLI), "correlate", str(raw), "--qmap", str(files.qmap), "-o", str(out)]
         cmd += ["--mode", "multitau", "--frame-time", "1e-3", "--no-fit", "--quiet", "--json"]
         cmd += extra
-        key = (raw.suffix, *extra)
+        key = (str(raw), *extra)  # numba compiles per dtype: warm each file once
         if ctx.warmup and key not in ctx.warmed:
             # untimed first run: fills numba's on-disk cache (the JIT workload times that)
             ctx.log(f"  {workload}: {label} (warm-up run) ...")
@@ -179,7 +179,9 @@ def wl_rss10k(ctx: Context) -> None:
     n = 2000 if ctx.quick else 10_000
     spec = DataSpec(n, 1024, 1024, mean=0.05)
     files = prepare(spec, ctx.data_dir, npy=False, h5=True, log=ctx.log)
-    ctx.warmed.add((".h5",))  # no second pass over this file: its time includes JIT loading
+    ctx.warmed.add(
+        (str(files.raw_h5),)
+    )  # no second pass over this file: its time includes JIT loading
     command_rows(
         ctx,
         "1 Mpx x many frames (RSS)",

@@ -87,3 +87,26 @@ def measure(
         g2 = None
     ctx.log(f"    {proc.wall:.1f} s wall, {row.rss_mib:.0f} MiB")
     return row, g2
+
+
+def machine_header() -> str:
+    """One line naming the CPU, the threads our kernel uses and the load (for the tables)."""
+    import os
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        one, five, fifteen = os.getloadavg()
+        load = f" load average {one:.2f} {five:.2f} {fifteen:.2f},"
+    except OSError:
+        load = ""
+    return f"# CPU: {model}, {threads} threads (usable CPUs),{load} {platform.python_version()}"

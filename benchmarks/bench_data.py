@@ -43,13 +43,22 @@ class DataSpec:
     tau_c_max: float = 100.0
     tile: int = 256
     seed: int = 7
+    dtype: str = "uint8"
+    """Stored frame dtype: ``uint8`` (counts clipped at 255) or ``uint16``."""
+    compression: str = "lz4"
+    """HDF5 filter of ``raw.h5``: ``lz4`` (32004) or ``bitshuffle`` (32008, LZ4 inside)."""
 
     @property
     def key(self) -> str:
-        return (
+        key = (
             f"n{self.n_frames}_{self.height}x{self.width}_d{self.n_dynamic}s{self.n_sub}"
             f"_m{self.mean:g}_c{self.contrast_c:g}_t{self.tau_c_max:g}_T{self.tile}_s{self.seed}"
         )
+        if self.dtype != "uint8":
+            key += f"_{self.dtype}"
+        if self.compression != "lz4":
+            key += f"_{self.compression}"
+        return key
 
     @property
     def tiled(self) -> bool:
@@ -61,6 +70,11 @@ class DataSpec:
 
     def label(self) -> str:
         return f"{self.height}x{self.width}x{self.n_frames}"
+
+    def masked_fraction(self) -> float:
+        """Fraction of the detector's pixels that the ring q-map leaves out."""
+        dq, _ = _rings(self.height, self.width, self.n_dynamic, self.n_sub)
+        return float(np.mean(dq == 0))
 
 
 def _rings(height: int, width: int, n_dyn: int, n_sub: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +110,7 @@ def theory_g2(spec: DataSpec, delays: np.ndarray) -> np.ndarray:
 
 
 def iter_frames(spec: DataSpec, chunk: int = 100) -> Iterator[np.ndarray]:
-    """Yield the data set as uint8 blocks ``(n, H, W)``."""
+    """Yield the data set as blocks ``(n, H, W)`` of ``spec.dtype``."""
     rng = np.random.default_rng(spec.seed)
     th, tw = min(spec.height, spec.tile), min(spec.width, spec.tile)
     dq_t, _ = _rings(th, tw, spec.n_dynamic, spec.n_sub)
@@ -113,7 +127,9 @@ def iter_frames(spec: DataSpec, chunk: int = 100) -> Iterator[np.ndarray]:
     c = np.float32(spec.contrast_c)
     for f0 in range(0, spec.n_frames, chunk):
         n = min(chunk, spec.n_frames - f0)
-        block = np.empty((n, spec.height, spec.width), dtype=np.uint8)
+        dtype = np.dtype(spec.dtype)
+        top = np.iinfo(dtype).max
+        block = np.empty((n, spec.height, spec.width), dtype=dtype)
         for i in range(n):
             noise = rng.standard_normal((2, th * tw), dtype=np.float32)
             re = a * re + b * noise[0]
@@ -122,7 +138,7 @@ def iter_frames(spec: DataSpec, chunk: int = 100) -> Iterator[np.ndarray]:
             if reps != (1, 1):
                 inten = np.tile(inten, reps)[: spec.height, : spec.width]
             mu = m * ((1 - c) * inten + c)
-            block[i] = np.minimum(rng.poisson(mu), 255)
+            block[i] = np.minimum(rng.poisson(mu), top)
         yield block
 
 
@@ -175,7 +191,7 @@ def _write_metadata(path: Path, spec: DataSpec) -> None:
 
 
 def _write_hdf5(path: Path, blocks: Iterator[np.ndarray], spec: DataSpec) -> None:
-    """Frames at ``/entry/data/data`` with the LZ4 filter (HDF5 filter 32004)."""
+    """Frames at ``/entry/data/data``, one frame per HDF5 chunk, LZ4 (32004) or bitshuffle."""
     import h5py
     import hdf5plugin
 
@@ -185,9 +201,13 @@ def _write_hdf5(path: Path, blocks: Iterator[np.ndarray], spec: DataSpec) -> Non
         ds = f.create_dataset(
             "/entry/data/data",
             shape=shape,
-            dtype=np.uint8,
+            dtype=np.dtype(spec.dtype),
             chunks=(1, spec.height, spec.width),
-            **hdf5plugin.LZ4(),
+            **(
+                hdf5plugin.LZ4()
+                if spec.compression == "lz4"
+                else hdf5plugin.Bitshuffle(cname="lz4")
+            ),
         )
         f0 = 0
         for block in blocks:

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from bench_coldstart import wl_coldstart
 from bench_command_workloads import wl_command, wl_rss10k, wl_sparse
 from bench_context import Context, measure, na_row
 from bench_data import DataFiles, DataSpec, prepare
 from bench_proc import ProcResult, peers_available, run_ours, run_peer
 from bench_tables import G2, Row, compare_rows, load_g2, skbeam_to_dynamic
+from bench_u16_workloads import wl_u16, wl_u16long, wl_u16mpx
 
 
 def _multitau_codes(ctx: Context, workload: str, files: DataFiles, codes: tuple[str, ...]) -> None:
@@ -27,14 +29,17 @@ def _multitau_codes(ctx: Context, workload: str, files: DataFiles, codes: tuple[
     peer_reason = peers_available()
     for code in codes:
         out = ctx.out(f"{workload}_{code}")
-        if code == "ours":
+        if code in ("ours", "ours-u16"):
+            task = {**base, "out": str(out)}
+            if code == "ours-u16":
+                task["dtype"] = "uint16"
             results.append(
                 measure(
                     ctx,
                     workload,
-                    "ours (xpcs_kernel)",
+                    "ours (xpcs_kernel)" if code == "ours" else "ours, frames as uint16",
                     spec,
-                    lambda out=out: run_ours("multitau", {**base, "out": str(out)}),
+                    lambda task=task: run_ours("multitau", task),
                     lambda _p, out=out: load_g2(out),
                 )
             )
@@ -70,11 +75,11 @@ def _multitau_codes(ctx: Context, workload: str, files: DataFiles, codes: tuple[
 
 
 def wl_dense(ctx: Context) -> None:
-    """Dense 256x256 uint8: correlation alone, ours vs boost_corr vs scikit-beam."""
+    """Dense 256x256 uint8 (ours also as uint16): correlation alone, vs boost_corr, scikit-beam."""
     n = 500 if ctx.quick else 2000
     spec = DataSpec(n, 256, 256, mean=2.0)
     files = prepare(spec, ctx.data_dir, log=ctx.log)
-    _multitau_codes(ctx, "dense", files, ("ours", "boost_corr", "scikit-beam"))
+    _multitau_codes(ctx, "dense", files, ("ours", "ours-u16", "boost_corr", "scikit-beam"))
 
 
 def wl_mpx(ctx: Context) -> None:
@@ -161,7 +166,11 @@ WORKLOAD_FUNCS: dict[str, Callable[[Context], None]] = {
     "dense": wl_dense,
     "mpx": wl_mpx,
     "command": wl_command,
+    "u16": wl_u16,
+    "u16long": wl_u16long,
+    "u16mpx": wl_u16mpx,
     "jit": wl_jit,
+    "coldstart": wl_coldstart,
     "twotime": wl_twotime,
     "sparse": wl_sparse,
     "rss10k": wl_rss10k,

@@ -25,14 +25,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_children import CHILD_TASKS
-from bench_context import Context, na_row
+from bench_context import Context, machine_header, na_row
 from bench_proc import ROOT
 from bench_tables import markdown_table, print_table
 from bench_workloads import WORKLOAD_FUNCS
 from peers import emit
 
-WORKLOADS = ("dense", "mpx", "command", "jit", "twotime", "sparse", "rss10k")
-DEFAULT_WORKLOADS = ("dense", "mpx", "command", "jit", "twotime", "sparse")
+WORKLOADS = (
+    "dense",
+    "mpx",
+    "command",
+    "u16",
+    "u16long",
+    "u16mpx",
+    "jit",
+    "coldstart",
+    "twotime",
+    "sparse",
+    "rss10k",
+)
+DEFAULT_WORKLOADS = ("dense", "mpx", "command", "u16", "u16long", "u16mpx", "jit", "twotime")
+DEFAULT_WORKLOADS += ("coldstart", "sparse")
 
 
 def _child_main(argv: list[str]) -> int:
@@ -100,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--child":
         return _child_main(argv[1:])
     args = _parser().parse_args(argv)
+    print(machine_header(), flush=True)
     occ = tuple(args.occupancy or ((0.01,) if args.quick else (0.001, 0.01, 0.1)))
     with tempfile.TemporaryDirectory(prefix="xpcs-bench-") as work:
         ctx = Context(

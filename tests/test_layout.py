@@ -137,9 +137,10 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 # docs/architecture.md) before it can land.
 LAYERS = {
     "xpcs_kernel": [
-        "errors", "_version", "process_exit", "device_spec", "options", "metadata", "fit",
-        "io", "qmap", "multitau", "twotime", "saxs", "result", "synthetic", "plot_scales",
-        "pipeline", "torch_backend", "live", "compile_notice", "cli", "__main__",
+        "errors", "_version", "process_exit", "device_spec", "options", "metadata",
+        "_fit_batch", "fit", "io", "qmap", "multitau", "twotime", "saxs", "result",
+        "synthetic", "warmup", "plot_scales", "torch_backend", "pipeline", "live",
+        "compile_notice", "cli", "__main__",
     ],
     "tools": [
         "action_urls", "_states", "transfer_in", "correlate", "plots", "publish",

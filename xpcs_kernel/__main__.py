@@ -1,4 +1,4 @@
-"""``python -m xpcs_kernel correlate|synth ...`` for endpoints without the rest installed."""
+"""``python -m xpcs_kernel correlate|synth|warmup ...``: endpoints without the rest."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from xpcs_kernel import __version__
 from xpcs_kernel.cli import correlate_command, synth_command
 from xpcs_kernel.errors import ConfigurationError, UsageError, XPCSFlowsError
 from xpcs_kernel.process_exit import exit_process
+from xpcs_kernel.warmup.command import warmup_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +19,7 @@ def kernel_cli() -> None:
 
 kernel_cli.add_command(correlate_command)
 kernel_cli.add_command(synth_command)
+kernel_cli.add_command(warmup_command)
 
 
 def main() -> int:

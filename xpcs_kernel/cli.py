@@ -55,7 +55,8 @@ def format_summary(summary: Any) -> list[str]:
         f"frames      {summary.n_frames} x {summary.frame_shape[0]}x{summary.frame_shape[1]} "
         f"({summary.n_pixels} correlated pixels, {summary.path} path)",
         f"bins        {summary.n_dynamic} dynamic, {summary.n_static} static",
-        f"time        total {t.get('total', 0):.2f} s (read {t.get('read', 0):.2f}, "
+        f"time        total {t.get('total', 0):.2f} s (compile {t.get('compile', 0):.2f}, "
+        f"read {t.get('read', 0):.2f}, SAXS {t.get('saxs', 0):.2f}, "
         f"correlate {t.get('correlate', 0):.2f}, two-time {t.get('twotime', 0):.2f}, "
         f"fit {t.get('fit', 0):.2f}, write {t.get('write', 0):.2f})",
         f"throughput {summary.correlation_rate:.3g} pixel-frames/s correlating, "

@@ -2,8 +2,12 @@
 
 * :func:`fit_g2`: per dynamic bin, ``g2(tau) = baseline + beta exp(-2 (gamma tau)^alpha)``
   (``alpha = 1`` unless ``fit_alpha``), by bounded non-linear least squares
-  (:func:`scipy.optimize.least_squares`, with ``log gamma`` as the internal
-  parameter so that rates over many decades are equally well conditioned).
+  (with ``log gamma`` as the internal parameter so that rates over many
+  decades are equally well conditioned). With ``alpha = 1`` all bins are
+  fitted at once (:mod:`xpcs_kernel._fit_batch`, 20-70 ms for 24-100 bins,
+  no scipy import); a bin whose minimum lies on a bound, that does not
+  converge or is not determined is fitted by
+  :func:`scipy.optimize.least_squares`, as are all bins with ``fit_alpha``.
 * :func:`fit_diffusion`: ``Gamma = D q^2 + intercept`` by weighted linear least
   squares.
 
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from xpcs_kernel._fit_batch import BatchFit, fit_batch
 from xpcs_kernel.errors import FitError, UsageError
 
 __all__ = ["DEFAULT_G2_BOUNDS", "DiffusionFit", "G2Fit", "fit_diffusion", "fit_g2"]
@@ -189,6 +194,50 @@ def _fit_one(
     return params, errors, str(res.message), True
 
 
+BATCH_MESSAGE = "converged (batched Levenberg-Marquardt)"
+
+
+def _fit_batched(
+    tau: _F64, y: _F64, err: _F64 | None, lower: _F64, upper: _F64
+) -> BatchFit | None:
+    """Every bin with ``alpha = 1`` at once (:mod:`xpcs_kernel._fit_batch`); None: no bin."""
+    n_bins = y.shape[1]
+    if tau.size <= 3 or n_bins == 0:
+        return None
+    order = np.argsort(tau, kind="stable")
+    tau_s = tau[order]
+    ys = np.zeros((n_bins, tau.size))
+    ws = np.zeros((n_bins, tau.size))
+    x0 = np.zeros((n_bins, 3))
+    for k in range(n_bins):
+        yk = y[order, k]
+        ok = np.isfinite(yk)
+        if np.count_nonzero(ok) <= 3:
+            continue  # the slow path says why
+        if err is None:
+            w = np.ones(tau.size)
+        else:
+            guarded = _guard_errors(err[order, k][ok])
+            if guarded is None:
+                continue
+            w = np.zeros(tau.size)
+            w[ok] = 1.0 / guarded
+        ws[k] = np.where(ok, w, 0.0)
+        ys[k] = np.where(ok, yk, 0.0)
+        start = np.clip(_initial(tau_s[ok], yk[ok]), lower + 1e-12, upper - 1e-12)
+        x0[k] = start[:3]
+    use = np.flatnonzero(np.any(ws > 0, axis=1))
+    params = np.full((n_bins, 3), np.nan)
+    errors = np.full((n_bins, 3), np.nan)
+    done = np.zeros(n_bins, dtype=bool)
+    if use.size:
+        fit = fit_batch(
+            tau_s, ys[use], ws[use], x0[use], lower[:3], upper[:3], absolute_sigma=err is not None
+        )
+        params[use], errors[use], done[use] = fit.params, fit.errors, fit.done
+    return BatchFit(params=params, errors=errors, done=done)
+
+
 def fit_g2(
     delays: _F64,
     g2: _F64,
@@ -253,7 +302,20 @@ def fit_g2(
     out = np.full((8, y.shape[1]), np.nan)
     success = np.zeros(y.shape[1], dtype=bool)
     messages: list[str] = []
+    batch = (
+        None
+        if fit_alpha
+        else _fit_batched(tau[sel], y[sel], None if err is None else err[sel], lower, upper)
+    )
     for k in range(y.shape[1]):
+        if batch is not None and batch.done[k]:
+            out[:3, k], out[3, k] = batch.params[k], 1.0
+            out[4:7, k], out[7, k] = batch.errors[k], 0.0
+            out[2, k] = np.exp(out[2, k])
+            out[6, k] *= out[2, k]  # d gamma = gamma d(log gamma)
+            success[k] = True
+            messages.append(BATCH_MESSAGE)
+            continue
         e = None if err is None else err[sel, k]
         params, errors, message, ok = _fit_one(tau[sel], y[sel, k], e, fit_alpha, lower, upper)
         out[:4, k], out[4:, k], success[k] = params, errors, ok

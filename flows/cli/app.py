@@ -39,6 +39,7 @@ EXIT_USAGE = 2
 LAZY_COMMANDS: dict[str, str] = {
     "correlate": "xpcs_kernel.cli:correlate_command",
     "synth": "xpcs_kernel.cli:synth_command",
+    "warmup": "xpcs_kernel.warmup.command:warmup_command",
     "demo": "flows.cli.demo:demo_command",
     "facilities": "flows.cli.facility:facilities_command",
     "simulate": "flows.cli.facility:simulate_command",

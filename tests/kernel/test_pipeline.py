@@ -13,16 +13,15 @@ import h5py
 import numpy as np
 import pytest
 
-from flows.cli.app import main as cli_main
+from flows.cli import main as cli_main
+from xpcs_kernel import multitau_sink
 from xpcs_kernel.errors import CorrelationError, FrameFormatError, QMapError, UsageError
 from xpcs_kernel.io import write_hdf5_frames, write_imm, write_rigaku
-from xpcs_kernel.multitau import sink as multitau_sink
 from xpcs_kernel.options import CorrelationOptions
-from xpcs_kernel.pipeline.correlate import correlate_file
-from xpcs_kernel.qmap.build import qmap_from_geometry
-from xpcs_kernel.qmap.model import QMap, write_qmap
-from xpcs_kernel.result.writer import read_result
-from xpcs_kernel.synthetic.frames import SyntheticSpec, synthesize
+from xpcs_kernel.pipeline import correlate_file
+from xpcs_kernel.qmap import QMap, qmap_from_geometry, write_qmap
+from xpcs_kernel.result import read_result
+from xpcs_kernel.synthetic import SyntheticSpec, synthesize
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -224,12 +223,12 @@ def test_saturated_values_fail_unless_allowed(dataset: dict[str, Any], tmp_path:
 def test_failed_run_leaves_nothing_under_final_name(
     dataset: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import xpcs_kernel.pipeline.correlate as pipeline
+    import xpcs_kernel.pipeline.fit as pipeline_fit
 
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("fit crashed")
 
-    monkeypatch.setattr(pipeline, "fit_g2", explode)
+    monkeypatch.setattr(pipeline_fit, "fit_g2", explode)
     out = tmp_path / "r.h5"
     with pytest.raises(RuntimeError, match="fit crashed"):
         _run(dataset, dataset["paths"]["hdf5"], out, fit=True)

@@ -40,7 +40,8 @@ from xpcs_kernel.live.saxs_live import LiveSaxs
 from xpcs_kernel.metadata import RawMetadata
 from xpcs_kernel.multitau import MultiTauCorrelator, PixelBins
 from xpcs_kernel.options import CorrelationOptions
-from xpcs_kernel.pipeline.correlate import CorrelationSummary, _fit_summary, sha256_file
+from xpcs_kernel.pipeline.fit import fit_summary
+from xpcs_kernel.pipeline.summary import CorrelationSummary, sha256_file
 from xpcs_kernel.qmap import QMap, read_qmap
 from xpcs_kernel.result import ResultMetadata, write_result
 
@@ -372,7 +373,7 @@ def _finish(f: _Follower, t_start: float) -> CorrelationSummary:
     diffusion: dict[str, float] | None = None
     fit_arrays = None
     if f.opts.fit:
-        fit_rows, diffusion, fit_arrays = _fit_summary(
+        fit_rows, diffusion, fit_arrays = fit_summary(
             g2, f.qm, g2.delays.astype(np.float64) * f.frame_time
         )
     inputs = [(str(f.raw), sha256_file(f.raw), f.raw.stat().st_size)]

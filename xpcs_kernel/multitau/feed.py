@@ -24,7 +24,7 @@ from xpcs_kernel.errors import UsageError
 from xpcs_kernel.multitau.dense import dense_feed, densify_csr
 from xpcs_kernel.multitau.state import CorrelatorState
 
-__all__ = ["FeedEngine", "shared_pool", "shutdown_shared_pool"]
+__all__ = ["FeedEngine", "shared_pool", "shutdown_shared_pool", "worker_threads"]
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
@@ -37,15 +37,26 @@ def _default_threads() -> int:
     return os.cpu_count() or 1
 
 
+def worker_threads() -> int:
+    """Usable CPUs: the default number of kernel worker threads."""
+    return _default_threads()
+
+
 def shared_pool(n_threads: int) -> ThreadPoolExecutor:
-    """A shared pool of at least ``n_threads`` workers (the kernel releases the GIL)."""
+    """A shared pool of at least ``n_threads`` workers (the kernel releases the GIL).
+
+    The pool starts with at least one worker per usable CPU, so that callers in
+    different threads (the pipeline's SAXS in the reader thread, the correlator
+    in the main thread) never make it grow under each other. A larger request
+    (an explicit ``threads=``) gets a new pool; the old one is left to finish
+    what was submitted to it, never shut down under a caller that holds it.
+    """
     global _POOL, _POOL_SIZE
     with _POOL_LOCK:
         if _POOL is None or n_threads > _POOL_SIZE:
-            if _POOL is not None:
-                _POOL.shutdown(wait=True)
-            _POOL = ThreadPoolExecutor(n_threads, thread_name_prefix="multitau")
-            _POOL_SIZE = n_threads
+            size = max(int(n_threads), _default_threads())
+            _POOL = ThreadPoolExecutor(size, thread_name_prefix="multitau")
+            _POOL_SIZE = size
         return _POOL
 
 
@@ -97,7 +108,8 @@ class FeedEngine:
                 raise UsageError(
                     f"values must lie in [0, {self.n_pixels})", argument="pixel_index"
                 )
-            self.pixel_index = np.ascontiguousarray(idx, dtype=np.intp)
+            # an own, writable copy: numba compiles readonly and writable arrays apart
+            self.pixel_index = np.array(idx, dtype=np.intp, order="C")
             ordered = bool(np.all(self.pixel_index[1:] > self.pixel_index[:-1]))
             if not ordered and np.bincount(self.pixel_index).max() > 1:
                 raise UsageError("must not repeat a pixel", argument="pixel_index")

@@ -5,6 +5,12 @@ over the frames to ``pixel_sums`` and returns each frame's total over the
 valid pixels, in float64 (exact for integer counts). Pixels are split in
 blocks across threads; each block writes its own row of per-frame partial
 totals, which are summed at the end, so no two threads write the same place.
+
+The threads are the multi-tau correlator's worker pool running a ``nogil``
+kernel over block ranges, not numba's ``parallel=True``: starting numba's
+parallel runtime (threading layer, gufunc loading) cost 0.5 s on the first
+chunk of every run (2-core VM, warm on-disk cache), a third of a whole
+256x256 x 2000 ``correlate``.
 """
 
 from __future__ import annotations
@@ -12,23 +18,25 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 from numpy.typing import NDArray
+
+from xpcs_kernel.multitau.feed import shared_pool, worker_threads
 
 __all__ = ["accumulate_chunk", "accumulate_events"]
 
 _BLOCK = 4096
+_PARALLEL_MIN = 1 << 20  # values per chunk below which one thread does it all
 
 
 # Reassociation lets LLVM vectorise the per-frame total (a float64 reduction);
 # integer counts stay exact (every partial sum is an integer below 2^53).
-@njit(parallel=True, nogil=True, cache=True, fastmath={"reassoc", "contract"})
+@njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
 def _accumulate(
-    flat: Any, valid: Any, pixel_sums: Any, partial: Any
+    flat: Any, valid: Any, pixel_sums: Any, partial: Any, b0: int, b1: int
 ) -> None:  # pragma: no cover - compiled
     n, npix = flat.shape
-    nblocks = partial.shape[0]
-    for b in prange(nblocks):
+    for b in range(b0, b1):
         lo = b * _BLOCK
         hi = min(lo + _BLOCK, npix)
         sums = pixel_sums[lo:hi]
@@ -65,7 +73,19 @@ def accumulate_chunk(
     n, npix = flat.shape
     nblocks = max(1, -(-npix // _BLOCK))
     partial = np.zeros((nblocks, n), dtype=np.float64)
-    _accumulate(np.ascontiguousarray(flat), valid, pixel_sums, partial)
+    data = np.ascontiguousarray(flat)
+    n_threads = min(worker_threads(), nblocks)
+    if n_threads <= 1 or data.size < _PARALLEL_MIN:
+        _accumulate(data, valid, pixel_sums, partial, 0, nblocks)
+    else:
+        cuts = [nblocks * i // n_threads for i in range(n_threads + 1)]
+        pool = shared_pool(n_threads)
+        futures = [
+            pool.submit(_accumulate, data, valid, pixel_sums, partial, cuts[i], cuts[i + 1])
+            for i in range(n_threads)
+        ]
+        for future in futures:
+            future.result()
     totals: NDArray[np.float64] = partial.sum(axis=0)
     return totals
 

@@ -15,7 +15,7 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from xpcs_kernel.metadata import RawMetadata, read_raw_metadata
 from xpcs_kernel.multitau import PixelBins
 from xpcs_kernel.options import CorrelationOptions
 from xpcs_kernel.pipeline.chunks import StageTimer, choose_sparse, prefetch
+from xpcs_kernel.pipeline.fit import fit_summary
+from xpcs_kernel.pipeline.run import ProgressCallback
+from xpcs_kernel.pipeline.summary import CorrelationSummary, sha256_file
 from xpcs_kernel.qmap import QMap, read_qmap
 from xpcs_kernel.result import ResultMetadata, write_result
 from xpcs_kernel.torch_backend.device import (
@@ -38,9 +41,6 @@ from xpcs_kernel.torch_backend.multitau import TorchMultiTau
 from xpcs_kernel.torch_backend.saxs import TorchSaxs
 from xpcs_kernel.torch_backend.transfer import Stager
 from xpcs_kernel.torch_backend.twotime import TorchTwoTime
-
-if TYPE_CHECKING:
-    from xpcs_kernel.pipeline import CorrelationSummary, ProgressCallback
 
 __all__ = ["correlate_file_torch", "frames_budget"]
 
@@ -142,8 +142,6 @@ def correlate_file_torch(
     progress: ProgressCallback | None = None,
 ) -> CorrelationSummary:
     """:func:`xpcs_kernel.pipeline.correlate_file` on the torch backend (same arguments)."""
-    from xpcs_kernel.pipeline.correlate import CorrelationSummary, _fit_summary, sha256_file
-
     opts = options
     t_start = time.perf_counter()
     timer = StageTimer()
@@ -222,7 +220,7 @@ def correlate_file_torch(
     if g2 is not None and opts.fit:
         t = time.perf_counter()
         factor = frame_time * opts.stride * opts.avg
-        fit_rows, diffusion, fit_arrays = _fit_summary(g2, qm, g2.delays * factor)
+        fit_rows, diffusion, fit_arrays = fit_summary(g2, qm, g2.delays * factor)
         timer.add("fit", t)
     t = time.perf_counter()
     inputs = [(str(raw_path), sha256_file(raw_path), raw_path.stat().st_size)]

@@ -1,0 +1,181 @@
+"""Compile (or load from numba's on-disk cache) the kernels a run will call.
+
+numba compiles a kernel for each argument type the first time it is called,
+and caches the machine code on disk (``cache=True``; the directory is
+``NUMBA_CACHE_DIR`` when set, else ``__pycache__`` beside the sources). A
+fresh node or container therefore pays the compilation inside its first
+correlation (14-50 s on a 2-core VM). :func:`warm_kernels` runs every kernel
+of one run on a few tiny frames, so that
+
+* a run reports the compilation apart from the correlation (the pipeline's
+  ``compile`` timing: loading the cache, 0.1-0.3 s, or compiling);
+* an install, a ``deploy`` or an endpoint's ``worker_init`` can compile once
+  into a shared ``NUMBA_CACHE_DIR`` (``python -m xpcs_kernel warmup``) so that
+  no user's run compiles.
+
+The tiny inputs go through the same public entry points as a run (the
+streaming :class:`~xpcs_kernel.multitau.MultiTauCorrelator`, the eager
+:func:`~xpcs_kernel.multitau.multitau`, the SAXS accumulator, two-time), so
+the kernels compiled are the ones a run with frames of ``dtype`` calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from xpcs_kernel.errors import UsageError
+
+__all__ = ["DETECTOR_DTYPES", "warm_kernels"]
+
+#: frame dtypes detectors and our readers produce (averaged/normalised frames are float32)
+DETECTOR_DTYPES: tuple[str, ...] = ("uint8", "uint16", "uint32", "float32")
+
+_WARMED: set[tuple[str, bool, bool]] = set()  # done in this process
+_SHAPE = (8, 40)  # 320 pixels: two tiles of the dense kernel (one partial)
+_FRAMES = 24
+
+
+def _tiny_frames(dtype: np.dtype[Any]) -> NDArray[Any]:
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(2.0, size=(_FRAMES, *_SHAPE)) + 1  # no zero frame
+    return counts.astype(dtype)
+
+
+def _tiny_qmap() -> Any:
+    from xpcs_kernel.qmap import QMap
+
+    h, w = _SHAPE
+    mask = np.ones(_SHAPE, dtype=bool)
+    mask[:, :3] = False  # a masked column: the gather of masked tiles
+    static = (np.arange(h * w).reshape(_SHAPE) % 4).astype(np.int64) + 1
+    dynamic = (static - 1) // 2 + 1
+    return QMap(
+        dynamic_roi_map=np.where(mask, dynamic, 0).astype(np.uint32),
+        static_roi_map=np.where(mask, static, 0).astype(np.uint32),
+        mask=mask,
+        dynamic_q=np.array([0.01, 0.02]),
+        dynamic_phi=np.zeros(2),
+        static_q=np.array([0.005, 0.01, 0.015, 0.02]),
+        static_phi=np.zeros(4),
+        beam_center_x=0.0,
+        beam_center_y=0.0,
+        pixel_size=75e-6,
+        energy=10.0,
+        detector_distance=5.0,
+    )
+
+
+def _warm_one(dtype: np.dtype[Any], *, sparse: bool, twotime: bool, qm: Any) -> None:
+    from xpcs_kernel.multitau import MultiTauCorrelator, PixelBins, multitau
+    from xpcs_kernel.multitau.sink import MultiTauSink
+    from xpcs_kernel.saxs import SaxsAccumulator
+
+    frames = _tiny_frames(dtype)
+    flat = frames.reshape(_FRAMES, -1)
+    bins = PixelBins(qm.static_index, qm.dynamic_of_static, qm.n_dynamic)
+    sx = SaxsAccumulator(qm, n_frames=_FRAMES)
+    sx.feed(frames)
+    sx.result()
+    multitau(flat, bins, pixel_index=qm.pixel_index, path="dense")
+    sink = MultiTauSink(flat.shape[1], pixel_index=qm.pixel_index, n_frames=_FRAMES)
+    sink.feed(frames[: _FRAMES // 2])  # as the pipeline feeds it: (n, H, W) chunks
+    sink.feed(frames[_FRAMES // 2 :])
+    sink.g2(bins)
+    corr = MultiTauCorrelator(flat.shape[1], pixel_index=qm.pixel_index)
+    corr.feed(flat[: _FRAMES // 2])
+    corr.feed(flat[_FRAMES // 2 :])
+    corr.g2(bins)
+    if sparse:
+        nz_frame, nz_pixel = np.nonzero(flat)
+        indptr = np.zeros(_FRAMES + 1, dtype=np.int64)
+        np.cumsum(np.bincount(nz_frame, minlength=_FRAMES), out=indptr[1:])
+        pixels = nz_pixel.astype(np.int64)
+        # the event readers (Rigaku, IMM) give uint32 counts; normalised events are float
+        counts = flat[nz_frame, nz_pixel].astype(np.uint32 if dtype.kind in "ui" else dtype)
+        sp = MultiTauCorrelator(flat.shape[1], pixel_index=qm.pixel_index)
+        sp.feed_sparse(_FRAMES, indptr, pixels, counts)
+        sp.g2(bins)
+        sxs = SaxsAccumulator(qm, n_frames=_FRAMES)
+        sxs.feed_sparse(_FRAMES, indptr, pixels, counts)
+        _warm_event_readers(frames)
+    if twotime:
+        from xpcs_kernel.twotime import TwoTimeCorrelator
+
+        tt = TwoTimeCorrelator(
+            flat.shape[1],
+            pixel_index=qm.pixel_index,
+            dynamic_index=qm.dynamic_of_static[qm.static_index],
+            n_dynamic=qm.n_dynamic,
+            static_index=qm.static_index,
+        )
+        try:
+            tt.feed(flat)
+            tt.result()
+        finally:
+            tt.close()
+
+
+def _warm_event_readers(frames: NDArray[Any]) -> None:
+    """The compiled decoders of event files (sparse IMM), and dense-to-event conversion."""
+    import tempfile
+    from pathlib import Path
+
+    from xpcs_kernel.io import FrameSelection, iter_chunks, open_frames, write_imm
+
+    with tempfile.TemporaryDirectory(prefix="xpcs-warmup-") as tmp:
+        path = Path(tmp) / "tiny.imm"
+        write_imm(path, frames.astype(np.uint16), sparse=True)
+        with open_frames(path) as source:
+            for _ in iter_chunks(source, FrameSelection(), sparse=True, chunk_frames=_FRAMES):
+                pass
+            for _ in iter_chunks(source, FrameSelection(avg=2), sparse=True):
+                pass
+
+
+def warm_kernels(
+    dtypes: DTypeLike | Iterable[DTypeLike] = np.uint16,
+    *,
+    sparse: bool = False,
+    twotime: bool = False,
+) -> float:
+    """Compile or load the kernels of a run on frames of ``dtypes``; return the seconds.
+
+    Parameters
+    ----------
+    dtypes : dtype or iterable of dtypes
+        Frame dtype(s) of the runs to prepare (integer or floating).
+    sparse : bool, optional
+        Also the event-list (sparse) path.
+    twotime : bool, optional
+        Also the two-time correlator.
+
+    Returns
+    -------
+    float
+        Wall seconds spent (compiling on an empty cache, loading otherwise;
+        about 0 for what this process has already warmed).
+    """
+    single = isinstance(dtypes, (str, type, np.dtype))
+    wanted: list[Any] = [dtypes] if single else list(dtypes)  # type: ignore[arg-type]
+    resolved: list[np.dtype[Any]] = []
+    for item in wanted:
+        try:
+            dt = np.dtype(item)
+        except TypeError:
+            raise UsageError(f"not a numpy dtype: {item!r}", argument="dtypes") from None
+        if dt.kind not in "uif":
+            raise UsageError(f"must be integer or floating, got {dt}", argument="dtypes")
+        resolved.append(dt.newbyteorder("="))
+    t0 = time.perf_counter()
+    todo = [dt for dt in resolved if (dt.str, sparse, twotime) not in _WARMED]
+    if todo:
+        qm = _tiny_qmap()
+        for dt in todo:
+            _warm_one(dt, sparse=sparse, twotime=twotime, qm=qm)
+            _WARMED.add((dt.str, sparse, twotime))
+    return time.perf_counter() - t0
