@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from flows.cli import main as cli_main
-from xpcs_kernel import multitau_sink
 from xpcs_kernel.errors import CorrelationError, FrameFormatError, QMapError, UsageError
 from xpcs_kernel.io import write_hdf5_frames, write_imm, write_rigaku
+from xpcs_kernel.multitau import sink as multitau_sink
 from xpcs_kernel.options import CorrelationOptions
 from xpcs_kernel.pipeline import correlate_file
 from xpcs_kernel.qmap import QMap, qmap_from_geometry, write_qmap
