@@ -211,13 +211,17 @@ def test_warmup_command_fills_the_cache_dir(tmp_path: Path) -> None:
 
 
 def _compiled_signatures() -> set[tuple[str, object]]:
-    import gc
+    # every numba kernel of the kernel package's loaded modules (a scan of all
+    # live objects would also touch other libraries' deprecated objects)
+    import sys
 
     from numba.core.registry import CPUDispatcher
 
     return {
         (f"{o.py_func.__module__}.{o.py_func.__qualname__}", sig)
-        for o in gc.get_objects()
+        for name, module in list(sys.modules.items())
+        if name.startswith("xpcs_kernel") and module is not None
+        for o in vars(module).values()
         if isinstance(o, CPUDispatcher)
         for sig in o.signatures
     }

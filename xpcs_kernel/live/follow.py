@@ -2,18 +2,17 @@
 
 :func:`follow_file` reads the frames as they are appended (see
 :mod:`xpcs_kernel.live.growing`), feeds them to the streaming
-:class:`~xpcs_kernel.multitau.MultiTauCorrelator` and the SAXS reductions,
-and every ``update`` seconds replaces the result file atomically with the
-results so far: a viewer-readable APS result file whose ``end_frame`` and
-``n_frames`` config entries, and ``parameters["follow"]`` provenance, say how
-many frames it covers. It ends on the writer's done marker or after ``idle``
-seconds without a frame, fits g2 and writes the final result, which equals
-:func:`~xpcs_kernel.pipeline.correlate_file` of the finished file.
+:class:`~xpcs_kernel.multitau.MultiTauCorrelator` and the SAXS reductions, and
+every ``update`` seconds replaces the result file atomically with the results so
+far (a viewer-readable APS result file; its ``end_frame``, ``n_frames`` and
+``parameters["follow"]`` say how many frames it covers). It ends on the
+writer's done marker or after ``idle`` seconds without a frame, fits g2 and
+writes the final result, equal to :func:`~xpcs_kernel.pipeline.correlate_file`
+of the finished file.
 
-Every ``checkpoint`` seconds the state is saved
-(:mod:`xpcs_kernel.live.checkpoint`); a follower started again on the same
-file after a crash or a kill resumes from it, or recomputes from the first
-frame when there is none.
+Every ``checkpoint`` seconds the state is saved (:mod:`.checkpoint`); a follower
+started again on the same file after a crash or a kill resumes from it, or
+recomputes from the first frame when there is none.
 """
 
 from __future__ import annotations
