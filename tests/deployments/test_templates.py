@@ -9,6 +9,7 @@ from deployments.templates import (
     endpoint_template_names,
     endpoint_template_text,
     render_endpoint_template,
+    required_values,
     user_config_schema,
 )
 from tests.deployments.helpers import make_deployment
@@ -104,3 +105,21 @@ def test_only_the_account_has_no_default(name: str) -> None:
     from deployments.templates import required_values
 
     assert required_values(name) == {"account"}
+
+
+@pytest.mark.parametrize("name", sorted(PROVIDERS))
+def test_worker_init_compiles_the_kernels_once_into_a_shared_cache(name: str) -> None:
+    provider = yaml.safe_load(render_endpoint_template(name, SAMPLE))["engine"]["provider"]
+    site_setup, sep, kernels = provider["worker_init"].partition("; export NUMBA_CACHE_DIR=")
+    assert sep, provider["worker_init"]
+    assert "xpcs-flows" in site_setup  # the site's environment comes first
+    assert kernels == "$HOME/.cache/xpcs-flows/numba; python -m xpcs_kernel warmup"
+    assert "numba_cache_dir" not in required_values(name)
+
+
+def test_the_kernel_cache_directory_is_a_site_value() -> None:
+    values = {**SAMPLE, "numba_cache_dir": "/lus/eagle/projects/XPCS/numba-cache"}
+    provider = yaml.safe_load(render_endpoint_template("polaris", values))["engine"]["provider"]
+    assert (
+        "export NUMBA_CACHE_DIR=/lus/eagle/projects/XPCS/numba-cache;" in provider["worker_init"]
+    )
