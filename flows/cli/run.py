@@ -115,13 +115,10 @@ def _decision_lines(decision: Mapping[str, Any] | None) -> list[str]:
     """Why the run went where it did: the selector's ranked table, one line per facility."""
     if not decision or not decision.get("candidates"):
         return []
+    from flows.cli.decision_table import decision_table
+
     lines = [f"  facility chosen: {decision.get('chosen')}"]
-    for row in decision["candidates"]:
-        rank = row.get("rank")
-        mark = f"{rank:>2}" if rank is not None else " -"
-        reasons = "; ".join(row.get("reasons") or ())
-        lines.append(f"   {mark} {row['facility']:<12} {row.get('state', ''):<8} {reasons}")
-    return lines
+    return lines + decision_table(decision, decision.get("skipped"), indent="   ")
 
 
 def _describe(info: dict[str, Any]) -> str:

@@ -94,7 +94,10 @@ def test_run_wait_succeeds_then_status_logs_list(
     assert code == EXIT_OK
     assert f"run {run_id}: SUCCEEDED" in out
     assert "facility chosen: local" in out  # where it ran and why
-    assert "data local" in out
+    header = next(line for line in out.splitlines() if "facility" in line and "why" in line)
+    assert header.split() == ["rank", "facility", "state", "why"]  # the table has a header
+    row = next(line for line in out.splitlines() if "data local" in line)
+    assert row.split()[:2] == ["1", "local"]
     assert "result " in out
     assert "catalog " in out
 
