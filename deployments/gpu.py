@@ -78,8 +78,8 @@ def parse_gpu(cap: Fields, *, gpu: bool) -> GpuSpec | None:
 
 
 def run_kind(backend: str, gpu: GpuSpec | None) -> str:
-    """``"gpu"`` for a torch run where GPUs are described (``device=auto`` takes one).
+    """``"gpu"`` for a torch or ``auto`` run where GPUs are described (``device=auto`` takes one).
 
-    Every other run is ``"cpu"``.
+    Every other run is ``"cpu"`` (an ``auto`` run takes numba where there is no GPU).
     """
-    return "gpu" if backend == "torch" and gpu is not None else "cpu"
+    return "gpu" if backend in ("torch", "auto") and gpu is not None else "cpu"

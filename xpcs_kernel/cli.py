@@ -128,7 +128,8 @@ def format_summary(summary: Any) -> list[str]:
     type=click.Choice(BACKENDS),
     default="numba",
     show_default=True,
-    help="Kernel backend: numba (CPU) or torch (GPU; the xpcs-flows[gpu] extra).",
+    help="Kernel backend: numba (CPU), torch (GPU; the xpcs-flows[gpu] extra) or auto "
+    "(torch where torch sees a GPU, else numba).",
 )
 @click.option(
     "--device",

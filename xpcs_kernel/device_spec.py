@@ -10,7 +10,8 @@ from xpcs_kernel.errors import UsageError
 
 __all__ = ["BACKENDS", "DEVICE_KINDS", "DeviceSpec", "parse_device"]
 
-BACKENDS: tuple[str, ...] = ("numba", "torch")
+#: ``auto``: torch where torch sees a GPU, else numba (decided where the run runs)
+BACKENDS: tuple[str, ...] = ("numba", "torch", "auto")
 DEVICE_KINDS: tuple[str, ...] = ("auto", "cpu", "cuda", "xpu")
 
 _PATTERN = re.compile(r"^(auto|cpu|cuda|xpu)(?::(\d+))?$")

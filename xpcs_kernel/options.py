@@ -15,7 +15,7 @@ __all__ = ["BACKENDS", "MODES", "PATHS", "CorrelationOptions"]
 
 Mode = Literal["multitau", "twotime", "both"]
 Path = Literal["auto", "dense", "sparse"]
-Backend = Literal["numba", "torch"]
+Backend = Literal["numba", "torch", "auto"]
 MODES: tuple[Mode, ...] = ("multitau", "twotime", "both")
 PATHS: tuple[Path, ...] = ("auto", "dense", "sparse")
 
@@ -53,8 +53,10 @@ class CorrelationOptions:
     chunk_frames
         Frames read per chunk (``None``: chosen from a memory budget).
     backend
-        ``"numba"`` (CPU, the default) or ``"torch"`` (GPU or CPU torch, the
-        ``xpcs-flows[gpu]`` extra; :mod:`xpcs_kernel.torch_backend`).
+        ``"numba"`` (CPU, the default), ``"torch"`` (GPU or CPU torch, the
+        ``xpcs-flows[gpu]`` extra; :mod:`xpcs_kernel.torch_backend`) or
+        ``"auto"``: torch where the run finds torch and a GPU (a GPU endpoint's
+        worker), numba elsewhere; the result records the backend that ran.
     device
         Where the torch backend runs: ``"auto"`` (a GPU when torch sees one,
         else the CPU), ``"cpu"``, ``"cuda[:N]"`` (NVIDIA, and AMD with a ROCm

@@ -100,10 +100,10 @@ def _json_safe(value: Any) -> Any:
 @click.option("--gpu", "needs_gpu", is_flag=True, help="The job needs a GPU.")
 @click.option(
     "--backend",
-    type=click.Choice(["numba", "torch"]),
+    type=click.Choice(["numba", "torch", "auto"]),
     default="numba",
     show_default=True,
-    help="Kernel backend of the job: torch runs use each facility's GPU rates.",
+    help="Kernel backend of the job: torch and auto runs use each facility's GPU rates.",
 )
 @click.option("--no-local", is_flag=True, help="Do not consider the local deployment.")
 @click.option("--no-history", is_flag=True, help="Use the descriptors' priors, not learned rates.")

@@ -115,10 +115,13 @@ def correlation_options_schema() -> dict[str, Any]:
             },
             "backend": {
                 "type": "string",
-                "enum": ["numba", "torch"],
+                "enum": ["numba", "torch", "auto"],
                 "default": "numba",
                 "title": "Backend",
-                "description": "Kernel backend: numba (CPU) or torch (GPU, xpcs-flows[gpu])",
+                "description": (
+                    "Kernel backend: numba (CPU), torch (GPU, xpcs-flows[gpu]) or auto "
+                    "(torch where the endpoint sees a GPU, else numba)"
+                ),
             },
             "device": {
                 "type": "string",

@@ -84,6 +84,9 @@ def test_run_kind_needs_torch_and_described_gpus() -> None:
     assert run_kind("torch", gpus) == "gpu"
     assert run_kind("numba", gpus) == "cpu"
     assert run_kind("torch", None) == "cpu"
+    # auto: torch where the endpoint's worker sees a GPU, numba elsewhere
+    assert run_kind("auto", gpus) == "gpu"
+    assert run_kind("auto", None) == "cpu"
 
 
 def _site(name: str) -> object:

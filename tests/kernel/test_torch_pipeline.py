@@ -163,3 +163,51 @@ def test_state_beyond_the_device_budget_is_refused(
     with pytest.raises(CorrelationError, match="budget on cpu"):
         correlate_file(dataset["hdf5"], dataset["qmap"], tmp_path / "x.h5", options=opts)
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_auto_backend_runs_numba_where_torch_sees_no_gpu(
+    dataset: dict[str, Path], tmp_path: Path
+) -> None:
+    torch = require_torch()
+    if torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        pytest.skip("this machine has a GPU: auto takes torch here")
+    from xpcs_kernel.torch_backend.device import choose_backend
+
+    assert (choose_backend("auto"), choose_backend("cpu")) == ("numba", "numba")
+    base: dict[str, Any] = {"frame_time": 1e-3, "chunk_frames": 48}
+    correlate_file(
+        dataset["hdf5"], dataset["qmap"], tmp_path / "n.h5", options=CorrelationOptions(**base)
+    )
+    summary = correlate_file(
+        dataset["hdf5"],
+        dataset["qmap"],
+        tmp_path / "a.h5",
+        options=CorrelationOptions(backend="auto", **base),
+    )
+    auto, numba = read_result(tmp_path / "a.h5"), read_result(tmp_path / "n.h5")
+    assert auto.metadata.parameters["backend"] == "numba"  # the backend that ran
+    assert summary.timings["compile"] >= 0  # numba's own timing keys: the numba path ran
+    np.testing.assert_array_equal(auto.g2, numba.g2)
+
+
+def test_auto_backend_takes_torch_where_a_gpu_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = require_torch()
+    from xpcs_kernel.torch_backend.device import choose_backend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert choose_backend("auto") == "torch"
+    assert choose_backend("cuda:1") == "torch"
+    assert choose_backend("cpu") == "numba"  # a CPU device asked for: numba does it
+
+
+def test_auto_backend_without_torch_installed_is_numba(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from xpcs_kernel.torch_backend.device import choose_backend
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    assert choose_backend("auto") == "numba"

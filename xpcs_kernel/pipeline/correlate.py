@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -61,6 +62,10 @@ def correlate_file(
         ``fit``, ``write`` and ``total``.
     """
     opts = options or CorrelationOptions()
+    if opts.backend == "auto":  # decided here, where the run runs; the result records it
+        from xpcs_kernel.torch_backend.device import choose_backend
+
+        opts = dataclasses.replace(opts, backend=choose_backend(opts.device))  # type: ignore[arg-type]
     if opts.backend == "torch":  # the GPU backend has its own driver (imports torch)
         from xpcs_kernel.pipeline.torch_run import correlate_file_torch
 

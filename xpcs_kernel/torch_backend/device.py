@@ -16,6 +16,7 @@ from xpcs_kernel.errors import UsageError
 __all__ = [
     "HOST_BUDGET",
     "DeviceInfo",
+    "choose_backend",
     "import_torch",
     "index_tensor",
     "resolve_device",
@@ -95,6 +96,23 @@ def _available(torch: ModuleType, kind: str) -> int:
     if module is None or not module.is_available():
         return 0
     return int(module.device_count())
+
+
+def choose_backend(device: str = "auto") -> str:
+    """The backend a ``backend="auto"`` run takes here: ``"torch"`` or ``"numba"``.
+
+    ``"torch"`` when torch is installed and ``device`` is a GPU it sees (for
+    ``"auto"``: any CUDA/ROCm or Intel GPU), else ``"numba"``. Imports torch
+    only when it is installed.
+    """
+    import importlib.util
+
+    spec = parse_device(device)
+    if spec.kind == "cpu" or importlib.util.find_spec("torch") is None:
+        return "numba"
+    torch = import_torch()
+    kinds = ("cuda", "xpu") if spec.kind == "auto" else (spec.kind,)
+    return "torch" if any(_available(torch, k) for k in kinds) else "numba"
 
 
 def resolve_device(text: str, *, budget: int | None = None) -> DeviceInfo:
