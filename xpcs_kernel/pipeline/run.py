@@ -48,7 +48,15 @@ from xpcs_kernel.saxs import SaxsAccumulator, SaxsResult
 from xpcs_kernel.twotime import TwoTimeCorrelator, TwoTimeResult
 from xpcs_kernel.warmup.kernels import warm_kernels
 
-__all__ = ["PreparedRun", "StreamedRun", "finish_run", "prepare_run", "stream_run"]
+__all__ = [
+    "PreparedRun",
+    "RunInputs",
+    "StreamedRun",
+    "check_run_inputs",
+    "finish_run",
+    "prepare_run",
+    "stream_run",
+]
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -88,28 +96,27 @@ class StreamedRun:
     events: int
 
 
-def prepare_run(
-    raw: str | os.PathLike[str],
-    qmap: str | os.PathLike[str] | QMap,
-    options: CorrelationOptions,
-    *,
-    hasher: concurrent.futures.Executor,
-    stack: contextlib.ExitStack,
-    hash_file: Callable[[Path], str],
-) -> PreparedRun:
-    """Open and check the inputs; build the accumulators (the source closes with ``stack``)."""
-    opts = options
-    timer = StageTimer()
-    raw_path = Path(raw)
-    qm = qmap if isinstance(qmap, QMap) else read_qmap(qmap)
-    qmap_file = None if isinstance(qmap, QMap) else Path(qmap)
-    qmap_name = str(qmap) if qmap_file is not None else (qm.source or "<in-memory q-map>")
-    raw_hash = hasher.submit(hash_file, raw_path)
-    # Rigaku files do not record the frame shape: it comes from the q-map.
-    rigaku_shape = qm.shape if detect_format(raw_path) == "rigaku" else None
-    source = stack.enter_context(
-        open_frames(raw_path, dataset=opts.dataset, frame_shape=rigaku_shape)
-    )
+@dataclass(frozen=True)
+class RunInputs:
+    """What the raw file, its q-map and the options fix for a run (checked)."""
+
+    meta: RawMetadata
+    frame_time: float
+    energy_kev: float
+    selection: FrameSelection
+    n_out: int
+
+
+def check_run_inputs(
+    raw_path: Path, source: FrameSource, qm: QMap, opts: CorrelationOptions
+) -> RunInputs:
+    """Check frames against q-map, frame time, energy, selection (the same for every backend).
+
+    Raises
+    ------
+    QMapError, FrameFormatError, CorrelationError
+        Naming the file and what is missing or wrong.
+    """
     qm.check_frame_shape(source.frame_shape, frames_source=str(raw_path))
     meta = read_raw_metadata(raw_path) if source.path is not None else RawMetadata()
     frame_time = opts.frame_time or meta.frame_time
@@ -135,6 +142,34 @@ def prepare_run(
             f"{raw_path}: {n_out} frame(s) selected; multi-tau needs at least 2 "
             "(the first delay is one frame)"
         )
+    return RunInputs(meta, float(frame_time), float(energy_kev), selection, n_out)
+
+
+def prepare_run(
+    raw: str | os.PathLike[str],
+    qmap: str | os.PathLike[str] | QMap,
+    options: CorrelationOptions,
+    *,
+    hasher: concurrent.futures.Executor,
+    stack: contextlib.ExitStack,
+    hash_file: Callable[[Path], str],
+) -> PreparedRun:
+    """Open and check the inputs; build the accumulators (the source closes with ``stack``)."""
+    opts = options
+    timer = StageTimer()
+    raw_path = Path(raw)
+    qm = qmap if isinstance(qmap, QMap) else read_qmap(qmap)
+    qmap_file = None if isinstance(qmap, QMap) else Path(qmap)
+    qmap_name = str(qmap) if qmap_file is not None else (qm.source or "<in-memory q-map>")
+    raw_hash = hasher.submit(hash_file, raw_path)
+    # Rigaku files do not record the frame shape: it comes from the q-map.
+    rigaku_shape = qm.shape if detect_format(raw_path) == "rigaku" else None
+    source = stack.enter_context(
+        open_frames(raw_path, dataset=opts.dataset, frame_shape=rigaku_shape)
+    )
+    checked = check_run_inputs(raw_path, source, qm, opts)
+    meta, frame_time, energy_kev = checked.meta, checked.frame_time, checked.energy_kev
+    selection, n_out = checked.selection, checked.n_out
     n_pixels = source.frame_shape[0] * source.frame_shape[1]
     pixel_index = qm.pixel_index
     use_sparse = choose_sparse(source, selection, opts.path)

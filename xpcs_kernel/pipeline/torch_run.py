@@ -17,17 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from xpcs_kernel._version import __version__
 from xpcs_kernel.errors import CorrelationError, FrameFormatError
-from xpcs_kernel.io import FrameChunk, FrameSelection, detect_format, iter_chunks, open_frames
-from xpcs_kernel.metadata import RawMetadata, read_raw_metadata
+from xpcs_kernel.io import FrameChunk, detect_format, iter_chunks, open_frames
 from xpcs_kernel.multitau import PixelBins
 from xpcs_kernel.options import CorrelationOptions
 from xpcs_kernel.pipeline.chunks import StageTimer, choose_sparse, prefetch
 from xpcs_kernel.pipeline.fit import fit_summary
-from xpcs_kernel.pipeline.run import ProgressCallback
+from xpcs_kernel.pipeline.run import ProgressCallback, check_run_inputs
 from xpcs_kernel.pipeline.summary import CorrelationSummary, sha256_file
 from xpcs_kernel.qmap import QMap, read_qmap
 from xpcs_kernel.result import ResultMetadata, write_result
@@ -152,33 +149,9 @@ def correlate_file_torch(
     qmap_name = str(qmap) if not isinstance(qmap, QMap) else (qm.source or "<in-memory q-map>")
     rigaku_shape = qm.shape if detect_format(raw_path) == "rigaku" else None
     with open_frames(raw_path, dataset=opts.dataset, frame_shape=rigaku_shape) as source:
-        qm.check_frame_shape(source.frame_shape, frames_source=str(raw_path))
-        meta = read_raw_metadata(raw_path) if source.path is not None else RawMetadata()
-        frame_time = opts.frame_time or meta.frame_time
-        if frame_time is None:
-            raise FrameFormatError(
-                "frame time unknown: not in the file's metadata; pass frame_time "
-                "(--frame-time SECONDS)",
-                path=raw_path,
-                key="/entry/instrument/detector_1/frame_time",
-            )
-        energy_kev = meta.energy_kev or qm.energy
-        if not (np.isfinite(energy_kev) and energy_kev > 0):
-            raise FrameFormatError(
-                "incident energy unknown: neither the raw file nor the q-map records it",
-                path=raw_path,
-                key="/entry/instrument/incident_beam/incident_energy",
-                expected="a positive energy in keV",
-            )
-        selection = FrameSelection(
-            begin=opts.begin, end=opts.end, stride=opts.stride, avg=opts.avg
-        )
-        n_out = selection.n_output(source.n_frames)
-        if opts.wants_multitau and n_out < 2:
-            raise CorrelationError(
-                f"{raw_path}: {n_out} frame(s) selected; multi-tau needs at least 2 "
-                "(the first delay is one frame)"
-            )
+        checked = check_run_inputs(raw_path, source, qm, opts)
+        meta, frame_time, energy_kev = checked.meta, checked.frame_time, checked.energy_kev
+        selection, n_out = checked.selection, checked.n_out
         use_sparse = choose_sparse(source, selection, opts.path)
         _check_budget(info, qm, opts, n_out)
         corr = _Correlators(qm, opts, info, n_out)
