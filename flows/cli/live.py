@@ -9,7 +9,7 @@ facility can follow (a configuration matter: exit 2).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -17,7 +17,7 @@ import click
 from deployments import NoFacilityAvailable
 from xpcs_kernel.errors import UsageError
 
-__all__ = ["follow_settings", "live_options", "refuse_no_live_facility"]
+__all__ = ["follow_settings", "live_lines", "live_options", "refuse_no_live_facility"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,3 +64,19 @@ def refuse_no_live_facility(exc: NoFacilityAvailable) -> NoReturn:
         err=True,
     )
     raise click.exceptions.Exit(_EXIT_USAGE) from None
+
+
+def live_lines(progress: Mapping[str, Any] | None) -> list[str]:
+    """``status`` lines of a live run's g2 so far (``Run.to_dict()["live_progress"]``)."""
+    if not progress:
+        return []
+    state = "final" if progress["complete"] else "so far (live)"
+    lines = [f"  g2 {state}: {progress['frames']} frames in {progress['result']}"]
+    longest = progress["longest_delay_s"]
+    for b, (first, last) in enumerate(
+        zip(progress["g2_first_delay"], progress["g2_longest_delay"], strict=True)
+    ):
+        lines.append(
+            f"    bin {b}: g2 {first:.4f} at the first delay, {last:.4f} at {longest:.3g} s"
+        )
+    return lines

@@ -24,7 +24,12 @@ from typing import Any, TypeVar, cast
 import click
 
 from deployments import NoFacilityAvailable
-from flows.cli.live import follow_settings, live_options, refuse_no_live_facility
+from flows.cli.live import (
+    follow_settings,
+    live_lines,
+    live_options,
+    refuse_no_live_facility,
+)
 from flows.errors import GlobusPermissionError, GlobusServiceError, RunNotFound, RunWaitTimeout
 from flows.runs.handle import Run
 from flows.xpcs.validate import FlowInputError
@@ -134,6 +139,7 @@ def _describe(info: dict[str, Any]) -> str:
         lines.append(f"  duration {info['duration_s']:.1f} s")
     if info["status"] == "ACTIVE" and info.get("current_state"):
         lines.append(f"  current state {info['current_state']}")
+    lines += live_lines(info.get("live_progress"))
     if info.get("attempts"):
         lines.append(f"  after failed attempt(s) {', '.join(info['attempts'])}")
     outputs = info.get("outputs")
