@@ -14,11 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from flows.local import RunStatus
+from flows.local.store import RunStore
 from xpcs_kernel.errors import XPCSFlowsError
 from xpcs_kernel.live.progress import ResultProgress, read_progress
 from xpcs_kernel.live.task import live_result_path
 
-__all__ = ["live_result_file", "partial_progress", "progress_dict"]
+__all__ = ["live_in_progress", "live_result_file", "partial_progress", "progress_dict"]
 
 
 def live_result_file(state: Any) -> Path | None:
@@ -61,3 +63,15 @@ def progress_dict(progress: ResultProgress) -> dict[str, Any]:
         "g2_longest_delay": list(progress.g2_last),
         "longest_delay_s": progress.longest_delay_s,
     }
+
+
+def live_in_progress(db_path: Path) -> list[tuple[str, str, ResultProgress | None]]:
+    """``(run id, dataset, g2 so far)`` of every live local run still going, newest first
+    (the catalog lists them until their one publication)."""
+    found = []
+    for record in RunStore(db_path).list_runs(status=RunStatus.ACTIVE):
+        body = record.input.get("input") if isinstance(record.input, Mapping) else None
+        if isinstance(body, Mapping) and body.get("live") is True:
+            name = str(body.get("dataset", {}).get("name", ""))
+            found.append((record.run_id, name, partial_progress(record.state)))
+    return found

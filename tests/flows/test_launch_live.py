@@ -154,6 +154,11 @@ def test_live_launch_follows_the_writer_shows_g2_so_far_and_publishes_once(
     assert "frames in" in shown
     assert "so far (live)" in shown
     assert "bin 2: g2" in shown
+    assert cli_main(["catalog", "list", "--db", str(db)]) == 0
+    listed = capsys.readouterr().out
+    assert f"(live, run {run.run_id})  B001" in listed
+    assert "frames so far" in listed
+    assert "bin 0: g2" in listed
     index = run.local_engine.get_run(run.run_id).input["input"]["search_index"]
     assert LocalCatalog(db).list(index) == []  # nothing published before the file is complete
 
