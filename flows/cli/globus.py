@@ -37,10 +37,17 @@ def _manager(ctx: click.Context) -> XPCSLoginManager:
     return manager
 
 
-def _flow_spec(batch: bool, live: bool = False) -> DeployableFlow:
+def _flow_spec(batch: bool) -> DeployableFlow:
     from flows.xpcs.definition import xpcs_flow
 
-    spec: DeployableFlow = xpcs_flow(batch=batch, live=live)
+    spec: DeployableFlow = xpcs_flow(batch=batch)
+    return spec
+
+
+def _live_flow_spec() -> DeployableFlow:
+    from flows.xpcs.definition import xpcs_flow
+
+    spec: DeployableFlow = xpcs_flow(live=True)
     return spec
 
 
@@ -143,7 +150,7 @@ def deploy_command(
     """Register the compute functions and create or update the flow, when changed."""
     if batch and live:
         raise click.UsageError("--batch and --live: there is no live batch flow")
-    spec = _flow_spec(batch, live)
+    spec = _live_flow_spec() if live else _flow_spec(batch)
     manager = _manager(ctx)
     record = deploy(
         spec,
