@@ -276,3 +276,27 @@ def test_globus_live_payload_carries_live_and_the_beamline_paths(
     for key, function_id in deployed_functions.items():
         if key != "flow_id":
             assert body[key] == function_id
+
+
+@pytest.mark.slow
+def test_cli_run_live_on_a_file_already_done_succeeds_with_one_publication(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.flows.test_launch_support import make_dataset
+
+    raw, qmap = make_dataset(tmp_path / "beamline")
+    Path(str(raw) + ".done").touch()
+    db = tmp_path / "state.db"
+    argv = ["run", str(raw), "--qmap", str(qmap), "--live", "--idle", "5", "--wait", "--json"]
+    code = cli_main([*argv, "--db", str(db), "--workdir", str(tmp_path / "work")])
+    info = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert info["status"] == "SUCCEEDED"
+    assert info["live_progress"]["complete"] is True
+    assert info["live_progress"]["frames"] == 160  # make_dataset writes 160 frames
+    run = Run.from_id(info["run_id"], db_path=db)
+    body = run.local_engine.get_run(run.run_id).input["input"]
+    assert body["live"] is True
+    assert body["follow"] == {"idle": 5.0}
+    assert body["beamline"]["raw"] == str(raw.resolve())
+    assert len(LocalCatalog(db).list(body["search_index"])) == 1
