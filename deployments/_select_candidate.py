@@ -174,6 +174,8 @@ def candidate_for(
         excluded.append(f"down: {status.detail if status else ''}")
     if state is FacilityState.UNKNOWN and policy.exclude_unknown:
         excluded.append("status unknown")
+    if req.live and not d.capabilities.reads_beamline_storage:
+        excluded.append("live run: its Compute endpoint cannot read the beamline storage")
     if req.needs_gpu and not d.capabilities.gpu:
         excluded.append("no GPU")
     if req.memory_gb > d.capabilities.memory_gb:

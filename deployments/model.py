@@ -81,6 +81,8 @@ class Capabilities:
     slots: int
     transfer_streams: int | None = None
     gpus: GpuSpec | None = None  # model, runtime and count when ``gpu`` (deployments.gpu)
+    #: the Compute endpoint reads the beamline storage directly (live runs follow files there)
+    reads_beamline_storage: bool = False
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,7 @@ def parse_deployment(name: str, data: Mapping[str, Any], *, source: str) -> Depl
             else None
         ),
         gpus=parse_gpu(cap_t, gpu=has_gpu),
+        reads_beamline_storage=cap_t.boolean("reads_beamline_storage", False),
     )
     _version_tuple(cap_t, "kernel_version", capabilities.kernel_version)
     cap_t.finish()

@@ -56,6 +56,7 @@ class JobRequest:
     memory_gb: float = 0.0
     min_kernel_version: str | None = None
     allow_local: bool = True
+    live: bool = False  # follows the file while it is written: needs reads_beamline_storage
     exclude: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:

@@ -143,8 +143,8 @@ LAYERS = {
         "compile_notice", "cli", "__main__",
     ],
     "tools": [
-        "action_urls", "_states", "transfer_in", "correlate", "plots", "publish",
-        "transfer_back",
+        "action_urls", "_states", "transfer_in", "correlate", "correlate_live", "plots",
+        "publish", "transfer_back",
     ],
     "deployments": [
         "_fields", "errors", "gpu", "state", "maintenance", "model", "registry", "history",

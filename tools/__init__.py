@@ -10,6 +10,7 @@ the flow's failure path (:mod:`tools._states`).
 from __future__ import annotations
 
 from tools.correlate import BatchCorrelate, Correlate, xpcs_correlate
+from tools.correlate_live import CorrelateLive, xpcs_correlate_live
 from tools.plots import BatchPlots, Plots, xpcs_plots
 from tools.publish import BatchPublish, Publish, xpcs_publish_metadata
 from tools.transfer_back import TransferBack
@@ -21,11 +22,13 @@ __all__: list[str] = [
     "BatchPublish",
     "BatchTransferIn",
     "Correlate",
+    "CorrelateLive",
     "Plots",
     "Publish",
     "TransferBack",
     "TransferIn",
     "xpcs_correlate",
+    "xpcs_correlate_live",
     "xpcs_plots",
     "xpcs_publish_metadata",
 ]

@@ -110,11 +110,19 @@ def catalog_list(index: str | None, as_json: bool, db_path: Path | None) -> None
     if as_json:
         click.echo(json.dumps([_entry_dict(e) for e in entries], indent=2))
         return
-    if not entries:
+    from flows.runs.live_progress import live_in_progress
+
+    going = live_in_progress(db_path or default_state_db())
+    if not entries and not going:
         click.echo("the local catalog is empty")
     for e in entries:
         name = e.content.get("dataset", {}).get("name", "?")
         click.echo(f"{e.subject}  {name}  v{e.version}  {e.updated_time}")
+    for run_id, dataset, progress in going:  # published once complete; the g2 so far meanwhile
+        so_far = "no result yet" if progress is None else f"{progress.frames} frames so far"
+        click.echo(f"(live, run {run_id})  {dataset}  {so_far}")
+        if progress is not None:
+            click.echo("\n".join("  " + line for line in progress.lines()[1:]))
 
 
 @catalog_command.command("show")

@@ -22,6 +22,8 @@ __all__ = ["deploy_command", "login_command", "logout_command", "whoami_command"
 
 #: State-file keys of the two flows.
 FLOW_NAMES = {False: "xpcs", True: "xpcs-batch"}
+#: State-file key of the live flow (``deploy --live``; as flows.launch.engines names it).
+LIVE_FLOW_NAME = "xpcs-live"
 
 
 def _manager(ctx: click.Context) -> XPCSLoginManager:
@@ -42,9 +44,16 @@ def _flow_spec(batch: bool) -> DeployableFlow:
     return spec
 
 
+def _live_flow_spec() -> DeployableFlow:
+    from flows.xpcs.definition import xpcs_flow
+
+    spec: DeployableFlow = xpcs_flow(live=True)
+    return spec
+
+
 def _deployed_flow_scopes(state_path: Path) -> list[str]:
     scopes = []
-    for name in FLOW_NAMES.values():
+    for name in (*FLOW_NAMES.values(), LIVE_FLOW_NAME):
         record = deployed_flow(name, state_path=state_path)
         if record is not None:
             scopes.append(record.flow_scope)
@@ -106,6 +115,7 @@ def whoami_command(ctx: click.Context, as_json: bool) -> None:
 
 @click.command("deploy")
 @click.option("--batch", is_flag=True, help="Deploy the batch flow (many datasets per run).")
+@click.option("--live", is_flag=True, help="Deploy the live flow (run --live).")
 @click.option("--json", "as_json", is_flag=True, help="Print the deployment as JSON.")
 @click.option("--force", is_flag=True, help="Register and update even if nothing changed.")
 @click.option("--viewer", "viewers", multiple=True, help="Principal URN allowed to see the flow.")
@@ -125,6 +135,7 @@ def whoami_command(ctx: click.Context, as_json: bool) -> None:
 def deploy_command(
     ctx: click.Context,
     batch: bool,
+    live: bool,
     as_json: bool,
     force: bool,
     viewers: tuple[str, ...],
@@ -137,11 +148,13 @@ def deploy_command(
     state_file: Path | None,
 ) -> None:
     """Register the compute functions and create or update the flow, when changed."""
-    spec = _flow_spec(batch)
+    if batch and live:
+        raise click.UsageError("--batch and --live: there is no live batch flow")
+    spec = _live_flow_spec() if live else _flow_spec(batch)
     manager = _manager(ctx)
     record = deploy(
         spec,
-        name=FLOW_NAMES[batch],
+        name=LIVE_FLOW_NAME if live else FLOW_NAMES[batch],
         app=manager.app,
         state_path=state_file,
         flow_viewers=viewers,

@@ -23,6 +23,13 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from deployments import NoFacilityAvailable
+from flows.cli.live import (
+    follow_settings,
+    live_lines,
+    live_options,
+    refuse_no_live_facility,
+)
 from flows.errors import GlobusPermissionError, GlobusServiceError, RunNotFound, RunWaitTimeout
 from flows.runs.handle import Run
 from flows.xpcs.validate import FlowInputError
@@ -129,6 +136,7 @@ def _describe(info: dict[str, Any]) -> str:
         lines.append(f"  duration {info['duration_s']:.1f} s")
     if info["status"] == "ACTIVE" and info.get("current_state"):
         lines.append(f"  current state {info['current_state']}")
+    lines += live_lines(info.get("live_progress"))
     if info.get("attempts"):
         lines.append(f"  after failed attempt(s) {', '.join(info['attempts'])}")
     outputs = info.get("outputs")
@@ -174,6 +182,7 @@ def _finish(run: Run, as_json: bool) -> None:
 )
 @click.option("--wait", is_flag=True, help="Wait for the end (failing over if needed).")
 @click.option("--timeout", type=float, default=None, help="With --wait: seconds at most.")
+@live_options
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -194,6 +203,8 @@ def run_command(
     raw_options: Sequence[str],
     wait: bool,
     timeout: float | None,
+    live: bool,
+    idle: float | None,
     workdir: Path | None,
     db_path: Path | None,
     as_json: bool,
@@ -212,21 +223,29 @@ def run_command(
             options[key] = value
     if mode is not None:
         options["mode"] = mode
-    run = launch(
-        raw,
-        qmap,
-        facility=facility,
-        engine=engine,  # type: ignore[arg-type]
-        label=label,
-        tags=tags,
-        options=options,
-        db_path=db_path,
-        workdir=workdir,
-        wait=wait,
-        timeout=timeout,
-        progress=not as_json,
-        detach=True,
-    )
+    follow = follow_settings(live, idle)
+    try:
+        run = launch(
+            raw,
+            qmap,
+            facility=facility,
+            engine=engine,  # type: ignore[arg-type]
+            label=label,
+            tags=tags,
+            options=options,
+            db_path=db_path,
+            workdir=workdir,
+            wait=wait,
+            timeout=timeout,
+            progress=not as_json,
+            detach=True,
+            live=live,
+            follow=follow,
+        )
+    except NoFacilityAvailable as exc:
+        if not live:
+            raise
+        refuse_no_live_facility(exc)  # nowhere to follow the file: exit 2
     if wait:
         _finish(run, as_json)
         return

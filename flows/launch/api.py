@@ -98,6 +98,8 @@ def prepare_launch(
     options: CorrelationOptions | Mapping[str, Any] | None = None,
     db_path: Path | None = None,
     workdir: Path | None = None,
+    live: bool = False,
+    follow: Mapping[str, Any] | None = None,
 ) -> LaunchRequest:
     """Check a launch before anything starts; see :func:`launch` for the parameters.
 
@@ -129,7 +131,15 @@ def prepare_launch(
             opts = CorrelationOptions.from_dict(dict(options))
         except TypeError as exc:
             raise UsageError(str(exc), argument="options") from None
-    preflight(raw_path, qmap_path, opts)  # the q-map reads and fits the frames
+    if live:  # the file is still being written: the follower checks its frames
+        from flows.launch.live import prepare_live
+
+        job, follow_settings = prepare_live(raw_path, qmap_path, opts, follow)
+    elif follow is not None:
+        raise UsageError("follow settings are for a live run (live=True)", argument="follow")
+    else:
+        preflight(raw_path, qmap_path, opts)  # the q-map reads and fits the frames
+        job, follow_settings = _job(raw_path, raw_path.stem, opts.backend), {}
     clean_tags = tuple(str(t).strip() for t in tags)
     if any(not t for t in clean_tags):
         raise UsageError("tags must not be empty", argument="tags")
@@ -144,6 +154,10 @@ def prepare_launch(
                 f" pass engine={deployment.engine!r}",
                 argument="facility",
             )
+        if live:
+            from flows.launch.live import check_live_facility
+
+            check_live_facility(deployment)
     db = Path(db_path) if db_path is not None else default_state_db()
     dataset = raw_path.stem
     launch_id = str(uuid.uuid4())
@@ -161,8 +175,10 @@ def prepare_launch(
         workdir=Path(workdir).resolve() if workdir is not None else db.parent / "local-runs",
         launch_id=launch_id,
         publication_key=publication_key(dataset, options={**option_dict, "launch": launch_id}),
-        job=_job(raw_path, dataset, opts.backend),
+        job=job,
         deployments=dict(found.deployments),
+        live=live,
+        follow=follow_settings,
     )
 
 
@@ -181,6 +197,8 @@ def launch(
     timeout: float | None = None,
     progress: bool = False,
     detach: bool = False,
+    live: bool = False,
+    follow: Mapping[str, Any] | None = None,
 ) -> Run:
     """Launch the XPCS flow for one dataset; returns the :class:`Run` at once (or when done).
 
@@ -216,6 +234,15 @@ def launch(
         Without ``wait``, a local run is driven by a detached process instead of
         a thread of this one, so it goes on after this process exits (the
         ``xpcs-flows run`` command).
+    live
+        The detector is still writing ``raw``: run the live flow, which follows
+        the file where the beamline writes it (on a facility whose Compute
+        endpoint reads the beamline storage) and publishes once, when the file
+        is complete (the writer's done marker, or ``idle`` seconds without a
+        frame). Multi-tau options only.
+    follow
+        With ``live``: the follower's ``idle``, ``update``, ``checkpoint``
+        (seconds) and ``done_marker`` (suffix; default ``.done``).
 
     Raises
     ------
@@ -238,6 +265,8 @@ def launch(
         options=options,
         db_path=db_path,
         workdir=workdir,
+        live=live,
+        follow=follow,
     )
     if progress and request.engine == "local":  # its process compiles the kernels first
         from xpcs_kernel.compile_notice import announce_first_run

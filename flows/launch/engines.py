@@ -27,6 +27,7 @@ from xpcs_kernel.errors import ConfigurationError
 
 __all__ = [
     "GLOBUS_FLOW_NAME",
+    "GLOBUS_LIVE_FLOW_NAME",
     "build_globus_input",
     "globus_run_client",
     "local_facility",
@@ -37,6 +38,8 @@ __all__ = [
 
 #: The deploy-state name of the single-dataset flow (``xpcs-flows deploy``).
 GLOBUS_FLOW_NAME = "xpcs"
+#: The deploy-state name of the live flow (``xpcs-flows deploy --live``).
+GLOBUS_LIVE_FLOW_NAME = "xpcs-live"
 
 
 def standard_tags(
@@ -95,6 +98,7 @@ def start_local(
         db_path=request.db_path,
         options=request.options,
         dataset_name=request.dataset,
+        follow=request.follow if request.live else None,
     )
     entry = RunIndexEntry(
         run_id=str(uuid.uuid4()),
@@ -193,6 +197,10 @@ def build_globus_input(
         "transfer_back": False,
         **function_ids,
     }
+    if request.live:  # the endpoint reads the beamline storage at this machine's paths
+        body["live"] = True
+        body["beamline"] = {"raw": str(request.raw), "qmap": str(request.qmap)}
+        body["follow"] = dict(request.follow)
     return {"input": body}
 
 
@@ -226,17 +234,21 @@ def start_globus(
     from flows.globus.deploy import deployed_flow
     from flows.globus.runs import run_body, start_globus_run
 
-    record = deployed_flow(GLOBUS_FLOW_NAME)
+    name = GLOBUS_LIVE_FLOW_NAME if request.live else GLOBUS_FLOW_NAME
+    record = deployed_flow(name)
     if record is None:
+        how = "xpcs-flows deploy --live" if request.live else "xpcs-flows deploy"
         raise ConfigurationError(
-            "the XPCS flow is not deployed; run `xpcs-flows deploy` first",
+            f"the {name} flow is not deployed; run `{how}` first",
             field="flow",
-            expected="a deployed flow named " + GLOBUS_FLOW_NAME,
+            expected="a deployed flow named " + name,
         )
     flow_input = build_globus_input(request, deployment, function_ids=record.function_ids)
     assert deployment.source is not None
     flow_input = validate_flow_input(
-        flow_input, allowed_roots={str(deployment.source.id): list(deployment.allowed_roots)}
+        flow_input,
+        allowed_roots={str(deployment.source.id): list(deployment.allowed_roots)},
+        live=request.live,
     )
     body = run_body(flow_input["input"], function_ids=record.function_ids)
     client = flow_client if flow_client is not None else globus_run_client(record.flow_id)

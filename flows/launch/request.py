@@ -10,7 +10,7 @@ the launch API back.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,10 @@ class LaunchRequest:
         What the facility chooser is asked.
     deployments
         The valid deployment descriptors by name.
+    live, follow
+        A live run (the live flow follows the raw file while it is written,
+        on a facility whose endpoint reads the beamline storage) and the
+        follower's timing (``idle``, ``update``, ``done_marker``, ``checkpoint``).
     """
 
     raw: Path
@@ -59,6 +63,8 @@ class LaunchRequest:
     publication_key: str
     job: JobRequest
     deployments: Mapping[str, Deployment]
+    live: bool = False
+    follow: Mapping[str, Any] = field(default_factory=dict)
 
     def engine_deployments(self) -> list[str]:
         """Names of the deployments that run on this request's engine."""

@@ -34,10 +34,12 @@ from flows.globus.runs import (
 from flows.local import ActionProvider, LocalEngine, RunRecord, default_providers
 from flows.local import default_state_db as _default_state_db
 from flows.runs.index import RunIndex, RunIndexEntry
+from flows.runs.live_progress import partial_progress, progress_dict
 from flows.runs.outcome import RunOutputs, outputs_from, record_outcome, seconds_between
 from flows.runs.progress import RunProgress, spawn_driver
 from flows.runs.publication import guard_providers
 from xpcs_kernel.errors import UsageError
+from xpcs_kernel.live.progress import ResultProgress
 
 __all__ = ["FINAL", "Run", "RunOutputs", "globus_flows_client"]
 
@@ -297,6 +299,13 @@ class Run:
         """Result, plots and catalog subject (empty until SUCCEEDED)."""
         return outputs_from(self._snapshot().output)
 
+    def live_progress(self) -> ResultProgress | None:
+        """A live local run's frame count and g2 so far (``None``: not live, not yet, or
+        on Globus, whose result file is on the facility)."""
+        if self.engine != "local":
+            return None
+        return partial_progress(self.local_engine.get_run(self.run_id).state)
+
     @property
     def failure(self) -> Mapping[str, Any] | None:
         """What the failed run reported (``{"error", "cause", ...}``), else ``None``."""
@@ -313,6 +322,7 @@ class Run:
         """A JSON-friendly summary (``--json`` output)."""
         snap = self._snapshot()
         self._settle(snap)
+        live = self.live_progress()
         return {
             "run_id": self.run_id,
             "engine": self.engine,
@@ -328,6 +338,7 @@ class Run:
             "decision": None if self.decision is None else dict(self.decision),
             "outputs": self.outputs.to_dict() if snap.status == "SUCCEEDED" else None,
             "failure": None if snap.failure is None else dict(snap.failure),
+            "live_progress": None if live is None else progress_dict(live),
         }
 
     # -- history -----------------------------------------------------------------------------

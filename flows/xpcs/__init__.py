@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flows.xpcs.definition import (
     BATCH_TOOLS,
+    LIVE_TOOLS,
     SINGLE_TOOLS,
     FlowSpec,
     XPCSBatchFlowClient,
@@ -17,6 +18,7 @@ from flows.xpcs.definition import (
 
 __all__ = [
     "BATCH_TOOLS",
+    "LIVE_TOOLS",
     "SINGLE_TOOLS",
     "FlowSpec",
     "XPCSBatchFlowClient",

@@ -31,11 +31,13 @@ from tools import (
     BatchPublish,
     BatchTransferIn,
     Correlate,
+    CorrelateLive,
     Plots,
     Publish,
     TransferBack,
     TransferIn,
     xpcs_correlate,
+    xpcs_correlate_live,
     xpcs_plots,
     xpcs_publish_metadata,
 )
@@ -43,6 +45,7 @@ from tools._states import FLOW_FAILED, compute_output, fail_state
 
 __all__ = [
     "BATCH_TOOLS",
+    "LIVE_TOOLS",
     "SINGLE_TOOLS",
     "FlowSpec",
     "XPCSBatchFlowClient",
@@ -65,6 +68,14 @@ BATCH_TOOLS: tuple[type[GladierBaseTool], ...] = (
     BatchCorrelate,
     BatchPlots,
     BatchPublish,
+    TransferBack,
+)
+
+#: The tools of the live flow: no TransferIn (the endpoint follows the beamline's file).
+LIVE_TOOLS: tuple[type[GladierBaseTool], ...] = (
+    CorrelateLive,
+    Plots,
+    Publish,
     TransferBack,
 )
 
@@ -132,13 +143,17 @@ def _record_result(batch: bool) -> dict[str, Any]:
     }
 
 
-def build_definition(tools: Sequence[type[GladierBaseTool]], *, batch: bool) -> dict[str, Any]:
+def build_definition(
+    tools: Sequence[type[GladierBaseTool]], *, batch: bool, live: bool = False
+) -> dict[str, Any]:
     """Chain the tools' fragments with gladier's ToolChain and add the result and Fail states."""
     comment = (
         "XPCS batch: transfer, correlate (one Compute task per dataset), plot, publish"
         if batch
         else "XPCS: transfer, correlate, plot, publish, optionally transfer back"
     )
+    if live:
+        comment = "XPCS live: follow the file while it is written, then plot, publish once"
     chain = ToolChain(flow_comment=comment).chain([tool() for tool in tools])
     chain.chain_state("RecordResult", _record_result(batch))
     definition: dict[str, Any] = chain.flow_definition
@@ -170,15 +185,41 @@ class XPCSBatchFlowClient(GladierBaseClient):  # type: ignore[misc]
         return build_definition(BATCH_TOOLS, batch=True)
 
 
-def xpcs_flow(*, batch: bool = False) -> FlowSpec:
-    """The single-dataset (or batch) XPCS flow, built offline from the tools.
+def xpcs_flow(*, batch: bool = False, live: bool = False) -> FlowSpec:
+    """The single-dataset (or batch, or live) XPCS flow, built offline from the tools.
 
     Parameters
     ----------
     batch
         The batch variant: many datasets in one run, one Compute task per
         dataset in one Correlate action, one catalog entry for the batch.
+    live
+        The live variant (:data:`LIVE_TOOLS`): the Compute endpoint follows
+        the raw file where the beamline writes it, then the flow plots and
+        publishes once, when the file is complete.
     """
+    if live and batch:
+        raise ValueError("a live flow follows one dataset; there is no live batch flow")
+    if live:
+        return FlowSpec(
+            title=f"{_TITLE} (live)",
+            subtitle="Correlate one XPCS dataset while the detector writes it, then publish",
+            description=(
+                "Follows a raw XPCS file while the detector writes it, as a Globus Compute "
+                "task on an endpoint that reads the beamline storage: the result in the "
+                "facility staging area is replaced with the g2 so far every few seconds. Once "
+                "the file is complete (the writer's done marker) it draws the figures, "
+                "publishes the result with its catalog entry once and optionally copies it "
+                "back. Any failure ends the run FAILED with $.Failure; nothing is published."
+            ),
+            keywords=(*_KEYWORDS, "live"),
+            definition=build_definition(LIVE_TOOLS, batch=False, live=True),
+            input_schema=input_schema(live=True),
+            compute_functions={
+                **_COMPUTE_FUNCTIONS,
+                "xpcs_correlate_live_function_id": xpcs_correlate_live,
+            },
+        )
     if batch:
         return FlowSpec(
             title=f"{_TITLE} (batch)",

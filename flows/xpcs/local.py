@@ -185,8 +185,10 @@ def build_local_input(
     options: CorrelationOptions | Mapping[str, Any],
     dataset_name: str | None = None,
     transfer_back: bool = False,
+    follow: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The flow input of one local dataset (raw and q-map are local files)."""
+    """The flow input of one local dataset (raw and q-map are local files); with
+    ``follow`` (the follower's timing), the live flow's input."""
     name = dataset_name or Path(raw).stem
     opts = options.to_dict() if isinstance(options, CorrelationOptions) else dict(options)
     staging = f"{facility.staging_path}/{name}"
@@ -212,6 +214,10 @@ def build_local_input(
         "transfer_back": transfer_back,
         **function_ids,
     }
+    if follow is not None:  # the local endpoint reads the beamline files where they are
+        body["live"] = True
+        body["beamline"] = {"raw": str(Path(raw).resolve()), "qmap": str(Path(qmap).resolve())}
+        body["follow"] = dict(follow)
     if transfer_back:
         body["return_to"] = {
             "id": facility.beamline_collection,
@@ -231,6 +237,7 @@ def prepare_local_run(
     options: CorrelationOptions | Mapping[str, Any],
     dataset_name: str | None = None,
     transfer_back: bool = False,
+    follow: Mapping[str, Any] | None = None,
 ) -> tuple[FlowSpec, dict[str, Any]]:
     """Everything a local run needs before it starts, shared by every local launcher.
 
@@ -245,7 +252,7 @@ def prepare_local_run(
     """
     for path in facility.collections.values():
         Path(path).mkdir(parents=True, exist_ok=True)
-    spec = xpcs_flow()
+    spec = xpcs_flow(live=follow is not None)  # follow: the live flow
     registry = FunctionRegistry(db_path)
     function_ids = {key: registry.register(fn) for key, fn in spec.compute_functions.items()}
     flow_input = build_local_input(
@@ -256,8 +263,12 @@ def prepare_local_run(
         options=options,
         dataset_name=dataset_name,
         transfer_back=transfer_back,
+        follow=follow,
     )
-    return spec, validate_flow_input(flow_input, allowed_roots=facility.allowed_roots)
+    checked = validate_flow_input(
+        flow_input, allowed_roots=facility.allowed_roots, live=follow is not None
+    )
+    return spec, checked
 
 
 def run_local_flow(

@@ -264,15 +264,22 @@ def _batch() -> dict[str, Any]:
     }
 
 
-def input_schema(*, batch: bool = False) -> dict[str, Any]:
+def input_schema(*, batch: bool = False, live: bool = False) -> dict[str, Any]:
     """The flow's input schema: ``{"input": {...}}`` with every field titled and described.
 
     Parameters
     ----------
     batch
         The batch flow's schema instead of the single-dataset one.
+    live
+        The live flow's schema: the single-dataset one with ``live``,
+        ``beamline`` and ``follow`` (:func:`flows.xpcs.live_schema.add_live`).
     """
     body = _batch() if batch else _single()
+    if live:
+        from flows.xpcs.live_schema import add_live
+
+        body = add_live(body)
     inner: dict[str, Any] = {
         "type": "object",
         "title": "XPCS batch" if batch else "XPCS dataset",

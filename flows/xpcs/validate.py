@@ -32,8 +32,8 @@ __all__ = ["FlowInputError", "check_allowed_path", "validate_flow_input"]
 
 
 @functools.cache
-def _validator(batch: bool) -> jsonschema.Draft7Validator:
-    return jsonschema.Draft7Validator(input_schema(batch=batch))
+def _validator(batch: bool, live: bool = False) -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(input_schema(batch=batch, live=live))
 
 
 def _pointer(parts: Sequence[Any]) -> str:
@@ -148,6 +148,7 @@ def validate_flow_input(
     allowed_roots: Mapping[str, Sequence[str]] | None = None,
     batch: bool = False,
     facilities: Collection[str] | None = None,
+    live: bool = False,
 ) -> dict[str, Any]:
     """Validate run input of the XPCS flow; returns a JSON copy of it.
 
@@ -161,6 +162,8 @@ def validate_flow_input(
         Validate against the batch flow's schema.
     facilities
         Known facility names; ``input.facility`` must be one of them.
+    live
+        Validate against the live flow's schema.
 
     Raises
     ------
@@ -173,7 +176,7 @@ def validate_flow_input(
         raise FlowInputError(
             f"input is not JSON: {exc}", pointer="", expected="a JSON object"
         ) from None
-    error = jsonschema.exceptions.best_match(_validator(batch).iter_errors(data))
+    error = jsonschema.exceptions.best_match(_validator(batch, live).iter_errors(data))
     if error is not None:
         raise _schema_error(error)
     body = data["input"]

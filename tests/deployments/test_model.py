@@ -128,6 +128,26 @@ def test_valid_remote_descriptor_fields() -> None:
     assert not d.allows_path("/database/x")
     assert not d.allows_path("/data/../etc/passwd")
     assert d.to_dict()["capabilities"]["slots"] == 4
+    assert d.capabilities.reads_beamline_storage is False  # absent: false
+
+
+def test_only_the_local_deployment_reads_the_beamline_storage() -> None:
+    import tomllib
+
+    from deployments import registry
+
+    packaged = Path(registry.__file__).parent
+    found = {
+        p.stem: tomllib.loads(p.read_text())["capabilities"]["reads_beamline_storage"]
+        for p in packaged.glob("*.toml")
+    }
+    assert found == {
+        "local": True,
+        "aurora": False,
+        "frontier": False,
+        "perlmutter": False,
+        "polaris": False,
+    }
 
 
 @pytest.mark.parametrize(
@@ -138,6 +158,11 @@ def test_valid_remote_descriptor_fields() -> None:
         ({"compute": {"nodes": "2"}}, "compute.nodes", "must be an integer"),
         ({"compute": {"walltime": "1h"}}, "compute.walltime", "unknown field"),
         ({"capabilities": {"gpu": "yes"}}, "capabilities.gpu", "must be true or false"),
+        (
+            {"capabilities": {"reads_beamline_storage": "yes"}},
+            "capabilities.reads_beamline_storage",
+            "must be true or false",
+        ),
         (
             {"capabilities": {"kernel_version": "new"}},
             "capabilities.kernel_version",

@@ -46,7 +46,12 @@ def local() -> Deployment:
         "engine": "local",
         "compute": {},
         "paths": {"allowed_roots": ["/"]},
-        "capabilities": {"gpu": False, "memory_gb": 16, "kernel_version": "0.1.0"},
+        "capabilities": {
+            "gpu": False,
+            "memory_gb": 16,
+            "kernel_version": "0.1.0",
+            "reads_beamline_storage": True,
+        },
         "priors": {
             "transfer_rate_mb_s": 500,
             "throughput_mpix_s": 50,
@@ -254,6 +259,25 @@ def test_capability_and_path_mismatch(
     row_a = next(c for c in decision.candidates if c.facility == "a")
     assert not row_a.eligible
     assert any(reason in r for r in row_a.reasons)
+
+
+def test_live_runs_go_only_where_the_endpoint_reads_the_beamline_storage() -> None:
+    fast = site("fast", mpix=5000)
+    live = replace(REQ, live=True)
+    decision = select_facility(live, [fast, local()], {"fast": up("fast")}, {}, now=NOW)
+    assert select_facility(REQ, [fast, local()], {"fast": up("fast")}, {}, now=NOW).chosen == (
+        "fast"
+    )
+    assert decision.chosen == "local"
+    row = next(c for c in decision.candidates if c.facility == "fast")
+    assert not row.eligible
+    why = "live run: its Compute endpoint cannot read the beamline storage"
+    assert why in row.reasons
+    assert any(
+        why in r for r in next(t for t in decision.table() if t["facility"] == "fast")["reasons"]
+    )
+    with pytest.raises(NoFacilityAvailable, match="cannot read the beamline storage"):
+        select_facility(live, [fast], {"fast": up("fast")}, {}, now=NOW)
 
 
 def test_kernel_version_compares_numerically() -> None:

@@ -20,6 +20,8 @@ PINNED_DEFINITION = {
     False: "c2e90009331d8b5db4e7a1b845014b06fa4316dbb77945c6f71cc89c91dc6d87",
     True: "1cdbd5d85e7343d51f9b90ff42e34973d6184a19c0a878dac5c52621fe0cd3ee",
 }
+#: The live flow of issue 14 (CorrelateLive, then the normal flow's Plots to TransferBack).
+PINNED_LIVE_DEFINITION = "4698b34ee75469f851ce30f22cbb2903a40576688036b2b3d0d07c8396754339"
 
 # flow-input key -> (module, name) of the registered Globus Compute function
 REGISTERED = {
@@ -41,6 +43,17 @@ def test_registered_function_names_are_unchanged(batch: bool) -> None:
     functions = xpcs_flow(batch=batch).compute_functions
     named = {key: (f.__module__, f.__qualname__) for key, f in functions.items()}
     assert named == REGISTERED
+
+
+def test_live_definition_hash_and_functions_are_pinned() -> None:
+    spec = xpcs_flow(live=True)
+    digest = hashlib.sha256(json.dumps(spec.definition, sort_keys=True).encode()).hexdigest()
+    assert digest == PINNED_LIVE_DEFINITION
+    named = {key: (f.__module__, f.__qualname__) for key, f in spec.compute_functions.items()}
+    assert named == {
+        **REGISTERED,
+        "xpcs_correlate_live_function_id": ("tools.correlate_live", "xpcs_correlate_live"),
+    }
 
 
 def test_compute_functions_import_public_kernel_paths() -> None:

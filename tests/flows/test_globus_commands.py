@@ -221,3 +221,27 @@ def test_login_with_a_wrong_secret_is_a_clear_error(
     assert result.exception.operation == "login"
     assert result.exception.http_status == 401
     assert "invalid_client" in str(result.exception)
+
+
+def test_deploy_live_deploys_the_live_flow_under_its_own_name(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _confidential(mock, monkeypatch)
+    for fid in ("fn-1", "fn-2", "fn-3", "fn-4"):
+        mock.add(responses.POST, f"{COMPUTE_API}/v3/functions", json={"function_uuid": fid})
+    flow_id = str(uuid.uuid4())
+    mock.add(responses.POST, f"{FLOWS_API}/flows", json={"id": flow_id})
+    state = tmp_path / "deploy.json"
+    result = invoke(deploy_command, ["--live", "--json", "--state-file", str(state)], None)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["name"] == "xpcs-live"
+    assert "xpcs_correlate_live_function_id" in doc["function_ids"]
+    create = json.loads(mock.calls[-1].request.body)  # type: ignore[arg-type]
+    assert create["title"] == "XPCS correlation (live)"
+    assert create["definition"]["StartAt"] == "PlanPaths"
+    assert "TransferIn" not in create["definition"]["States"]
+    assert create["input_schema"]["properties"]["input"]["properties"]["live"]["const"] is True
+    refused = invoke(deploy_command, ["--live", "--batch", "--state-file", str(state)], None)
+    assert refused.exit_code == 2
+    assert "no live batch flow" in refused.output

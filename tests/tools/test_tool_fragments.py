@@ -38,6 +38,7 @@ def test_fragment_actions_raise_and_catch(tool: type[GladierBaseTool]) -> None:
 @pytest.mark.parametrize("tool", ALL_TOOLS, ids=lambda t: t.__name__)
 def test_required_and_default_input_is_in_the_schema(tool: type[GladierBaseTool]) -> None:
     batch = tool.__name__.startswith("Batch")
-    declared = set(input_schema(batch=batch)["properties"]["input"]["properties"])
+    live = tool.__name__.endswith("Live")
+    declared = set(input_schema(batch=batch, live=live)["properties"]["input"]["properties"])
     assert set(tool.required_input) <= declared
     assert set(tool.flow_input) <= declared
