@@ -82,3 +82,17 @@ def test_console_main_keeps_output_and_exit_code() -> None:
     )
     assert bad.returncode == 2
     assert "no-such-command" in bad.stderr
+
+
+def test_correlate_help_imports_no_numerics() -> None:
+    # `correlate --help` answers at once: no numba, scipy, h5py, torch or rich import
+    code = (
+        "import sys\n"
+        "from flows.cli.app import main\n"
+        "code = main(['correlate', '--help'])\n"
+        "heavy = ('numba', 'scipy', 'h5py', 'torch', 'rich')\n"
+        "print('EXIT', code, 'LOADED', *[m for m in heavy if m in sys.modules])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Usage: " in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "EXIT 0 LOADED"

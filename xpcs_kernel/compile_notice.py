@@ -12,10 +12,9 @@ plain line otherwise, nothing when the cache is warm.
 
 from __future__ import annotations
 
-import importlib
+import ast
 import importlib.util
 import math
-import pkgutil
 import sys
 import threading
 import time
@@ -40,27 +39,47 @@ SECONDS_PER_KERNEL = 4.0
 _SPIN = "|/-\\"
 
 
-def _cached_dispatchers(module: Any) -> list[Any]:
+def _cached_kernels(source: str) -> list[tuple[str, int]]:
+    """``(name, first line)`` of the top-level functions decorated with ``...(cache=True...)``.
+
+    The first line is the first decorator's: numba's ``co_firstlineno``, part
+    of the cache index's name.
+    """
     out = []
-    for value in vars(module).values():
-        cache = getattr(value, "_cache", None)
-        if getattr(value, "py_func", None) is None or cache is None:
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.FunctionDef) or not node.decorator_list:
             continue
-        if getattr(value.py_func, "__module__", None) != module.__name__:
-            continue  # imported from another module: counted there
-        if type(cache).__name__ == "NullCache":
-            continue
-        out.append(value)
+        for deco in node.decorator_list:
+            if isinstance(deco, ast.Call) and any(
+                kw.arg == "cache" and isinstance(kw.value, ast.Constant) and kw.value.value is True
+                for kw in deco.keywords
+            ):
+                out.append((node.name, min(d.lineno for d in node.decorator_list)))
+                break
     return out
 
 
-def _is_cold(dispatcher: Any, source: Path) -> bool:
-    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
-    index = getattr(cache_file, "_index_path", None)
-    if index is None:  # numba changed its internals: say nothing rather than guess
-        return False
+def _index_dir(source: Path) -> Path | None:
+    """Where numba keeps the cache index of kernels defined in ``source`` (its own locators)."""
     try:
-        return Path(index).stat().st_mtime < source.stat().st_mtime
+        from numba.core import caching
+
+        impl: Any = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")  # noqa: B009
+        for locator_class in impl._locator_classes:
+            # the locators read only the function's code object (its first line)
+            locator = locator_class.from_function(_index_dir, str(source))
+            if locator is not None:
+                return Path(locator.get_cache_path())
+    except Exception:  # numba changed its internals: say nothing rather than guess
+        return None
+    return None
+
+
+def _is_cold(index_dir: Path, source: Path, name: str, line: int) -> bool:
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}{getattr(sys, 'abiflags', '')}"
+    index = index_dir / f"{source.stem}.{name}-{line}.{tag}.nbi"
+    try:
+        return index.stat().st_mtime < source.stat().st_mtime
     except FileNotFoundError:
         return True
 
@@ -98,28 +117,30 @@ class KernelCacheState:
 
 
 def kernel_cache_state(package: str = "xpcs_kernel") -> KernelCacheState:
-    """Which cached numba kernels of ``package`` have no usable on-disk cache (nothing compiles).
+    """Which cached numba kernels of ``package`` have no usable on-disk cache.
 
-    Only modules whose source mentions ``cache=True`` are imported.
+    Nothing is compiled and no module of ``package`` is imported: the sources
+    are parsed for ``cache=True`` kernels and numba's cache index files are
+    looked up where numba's own locators put them.
     """
-    root = importlib.import_module(package)
+    spec = importlib.util.find_spec(package)
+    roots = list(spec.submodule_search_locations or ()) if spec is not None else []
     cached: list[str] = []
     cold: list[str] = []
-    for info in pkgutil.walk_packages(root.__path__, f"{package}."):
-        if info.ispkg:
-            continue
-        spec = importlib.util.find_spec(info.name)
-        origin = Path(spec.origin) if spec is not None and spec.origin else None
-        if origin is None or origin.suffix != ".py":
-            continue
-        if "cache=True" not in origin.read_text(encoding="utf-8", errors="replace"):
-            continue
-        module = importlib.import_module(info.name)
-        for dispatcher in _cached_dispatchers(module):
-            name = f"{info.name}.{dispatcher.py_func.__qualname__}"
-            cached.append(name)
-            if _is_cold(dispatcher, origin):
-                cold.append(name)
+    for root in map(Path, roots):
+        for source in sorted(root.rglob("*.py")):
+            text = source.read_text(encoding="utf-8", errors="replace")
+            if "cache=True" not in text:
+                continue
+            kernels = _cached_kernels(text)
+            index_dir = _index_dir(source) if kernels else None
+            if index_dir is None:
+                continue
+            module = ".".join([package, *source.relative_to(root).with_suffix("").parts])
+            for name, line in kernels:
+                cached.append(f"{module}.{name}")
+                if _is_cold(index_dir, source, name, line):
+                    cold.append(f"{module}.{name}")
     return KernelCacheState(tuple(sorted(cached)), tuple(sorted(cold)))
 
 

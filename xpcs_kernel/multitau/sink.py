@@ -60,13 +60,16 @@ class MultiTauSink:
         """Whether the frames are being gathered (decided by the first dense chunk)."""
         return self._stack is not None
 
+    def will_gather(self, dtype: np.dtype[Any]) -> bool:
+        """Whether dense frames of ``dtype`` will be gathered in memory (else streamed)."""
+        return self._n_frames * self._n_pixels * dtype.itemsize <= self._budget
+
     def feed(self, frames: NDArray[Any]) -> None:
         """The next dense frames, ``(n, H, W)`` or ``(n, n_pixels)``."""
         flat = np.asarray(frames).reshape(np.shape(frames)[0], -1)
         if not self._decided:
             self._decided = True
-            nbytes = self._n_frames * self._n_pixels * flat.dtype.itemsize
-            if flat.shape[1] == self._n_pixels and nbytes <= self._budget:
+            if flat.shape[1] == self._n_pixels and self.will_gather(flat.dtype):
                 self._stack = np.empty((self._n_frames, self._n_pixels), dtype=flat.dtype)
         stack = self._stack
         if stack is not None:

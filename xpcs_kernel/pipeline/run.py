@@ -46,7 +46,7 @@ from xpcs_kernel.qmap import QMap, read_qmap
 from xpcs_kernel.result import ResultMetadata, write_result
 from xpcs_kernel.saxs import SaxsAccumulator, SaxsResult
 from xpcs_kernel.twotime import TwoTimeCorrelator, TwoTimeResult
-from xpcs_kernel.warmup.kernels import warm_kernels
+from xpcs_kernel.warmup.kernels import warm_for_run
 
 __all__ = [
     "PreparedRun",
@@ -280,7 +280,7 @@ def stream_run(run: PreparedRun, progress: ProgressCallback | None = None) -> St
         t = time.perf_counter()
         dtype = kernel_dtype(run)
         if dtype.kind in "uif":  # others are converted before the kernels
-            warm_kernels(dtype, sparse=run.use_sparse, twotime=run.options.wants_twotime)
+            warm_for_run(dtype, sink=mt, sparse=run.use_sparse, twotime=run.options.wants_twotime)
         t = timer.add("compile", t)
         for chunk, _read_s, saxs_s in reader:
             timer.totals["saxs"] = timer.totals.get("saxs", 0.0) + saxs_s

@@ -23,19 +23,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from xpcs_kernel.errors import UsageError
 
-__all__ = ["DETECTOR_DTYPES", "warm_kernels"]
+if TYPE_CHECKING:
+    from xpcs_kernel.multitau.sink import MultiTauSink
+
+__all__ = ["DETECTOR_DTYPES", "warm_for_run", "warm_kernels"]
 
 #: frame dtypes detectors and our readers produce (averaged/normalised frames are float32)
 DETECTOR_DTYPES: tuple[str, ...] = ("uint8", "uint16", "uint32", "float32")
 
-_WARMED: set[tuple[str, bool, bool]] = set()  # done in this process
+_WARMED: set[tuple[str, bool, bool, bool, bool]] = set()  # done in this process
 _SHAPE = (8, 40)  # 320 pixels: two tiles of the dense kernel (one partial)
 _FRAMES = 24
 
@@ -70,7 +73,9 @@ def _tiny_qmap() -> Any:
     )
 
 
-def _warm_one(dtype: np.dtype[Any], *, sparse: bool, twotime: bool, qm: Any) -> None:
+def _warm_one(
+    dtype: np.dtype[Any], *, sparse: bool, twotime: bool, gathered: bool, streamed: bool, qm: Any
+) -> None:
     from xpcs_kernel.multitau import MultiTauCorrelator, PixelBins, multitau
     from xpcs_kernel.multitau.sink import MultiTauSink
     from xpcs_kernel.saxs import SaxsAccumulator
@@ -81,15 +86,17 @@ def _warm_one(dtype: np.dtype[Any], *, sparse: bool, twotime: bool, qm: Any) -> 
     sx = SaxsAccumulator(qm, n_frames=_FRAMES)
     sx.feed(frames)
     sx.result()
-    multitau(flat, bins, pixel_index=qm.pixel_index, path="dense")
-    sink = MultiTauSink(flat.shape[1], pixel_index=qm.pixel_index, n_frames=_FRAMES)
-    sink.feed(frames[: _FRAMES // 2])  # as the pipeline feeds it: (n, H, W) chunks
-    sink.feed(frames[_FRAMES // 2 :])
-    sink.g2(bins)
-    corr = MultiTauCorrelator(flat.shape[1], pixel_index=qm.pixel_index)
-    corr.feed(flat[: _FRAMES // 2])
-    corr.feed(flat[_FRAMES // 2 :])
-    corr.g2(bins)
+    if gathered:
+        multitau(flat, bins, pixel_index=qm.pixel_index, path="dense")
+        sink = MultiTauSink(flat.shape[1], pixel_index=qm.pixel_index, n_frames=_FRAMES)
+        sink.feed(frames[: _FRAMES // 2])  # as the pipeline feeds it: (n, H, W) chunks
+        sink.feed(frames[_FRAMES // 2 :])
+        sink.g2(bins)
+    if streamed:
+        corr = MultiTauCorrelator(flat.shape[1], pixel_index=qm.pixel_index)
+        corr.feed(flat[: _FRAMES // 2])
+        corr.feed(flat[_FRAMES // 2 :])
+        corr.g2(bins)
     if sparse:
         nz_frame, nz_pixel = np.nonzero(flat)
         indptr = np.zeros(_FRAMES + 1, dtype=np.int64)
@@ -142,6 +149,8 @@ def warm_kernels(
     *,
     sparse: bool = False,
     twotime: bool = False,
+    gathered: bool = True,
+    streamed: bool = True,
 ) -> float:
     """Compile or load the kernels of a run on frames of ``dtypes``; return the seconds.
 
@@ -153,6 +162,10 @@ def warm_kernels(
         Also the event-list (sparse) path.
     twotime : bool, optional
         Also the two-time correlator.
+    gathered, streamed : bool, optional
+        The dense multi-tau paths to prepare: frames gathered in memory (the
+        eager kernel) and frames streamed chunk by chunk. A run asks for the
+        one it takes, so it loads no kernel it does not call.
 
     Returns
     -------
@@ -172,10 +185,30 @@ def warm_kernels(
             raise UsageError(f"must be integer or floating, got {dt}", argument="dtypes")
         resolved.append(dt.newbyteorder("="))
     t0 = time.perf_counter()
-    todo = [dt for dt in resolved if (dt.str, sparse, twotime) not in _WARMED]
+    todo = [dt for dt in resolved if (dt.str, sparse, twotime, gathered, streamed) not in _WARMED]
     if todo:
         qm = _tiny_qmap()
         for dt in todo:
-            _warm_one(dt, sparse=sparse, twotime=twotime, qm=qm)
-            _WARMED.add((dt.str, sparse, twotime))
+            _warm_one(
+                dt, sparse=sparse, twotime=twotime, gathered=gathered, streamed=streamed, qm=qm
+            )
+            _WARMED.add((dt.str, sparse, twotime, gathered, streamed))
     return time.perf_counter() - t0
+
+
+def warm_for_run(
+    dtype: np.dtype[Any], *, sink: MultiTauSink | None, sparse: bool, twotime: bool
+) -> float:
+    """:func:`warm_kernels` for one run: only the multi-tau path its ``sink`` will take.
+
+    A run gathers its frames in memory (the eager kernel) or streams them (the
+    streaming correlator), never both, so it loads only that path's kernels.
+    """
+    gathers = sink is not None and not sparse and sink.will_gather(dtype)
+    return warm_kernels(
+        dtype,
+        sparse=sparse,
+        twotime=twotime,
+        gathered=gathers,
+        streamed=sink is not None and not gathers,
+    )
