@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from xpcs_kernel._version import __version__
-from xpcs_kernel.errors import CorrelationError, FrameFormatError
+from xpcs_kernel.errors import CorrelationError
 from xpcs_kernel.io import (
     FrameChunk,
     FrameSelection,
@@ -35,12 +35,13 @@ from xpcs_kernel.io import (
     iter_chunks,
     open_frames,
 )
-from xpcs_kernel.metadata import RawMetadata, read_raw_metadata
+from xpcs_kernel.metadata import RawMetadata
 from xpcs_kernel.multitau import G2Result, PixelBins, stream_memory_budget
 from xpcs_kernel.multitau.sink import MultiTauSink
 from xpcs_kernel.options import CorrelationOptions
 from xpcs_kernel.pipeline.chunks import StageTimer, choose_sparse, normalize_chunk, sx_feed
 from xpcs_kernel.pipeline.fit import fit_summary
+from xpcs_kernel.pipeline.inputs import check_run_inputs
 from xpcs_kernel.pipeline.summary import CorrelationSummary
 from xpcs_kernel.qmap import QMap, read_qmap
 from xpcs_kernel.result import ResultMetadata, write_result
@@ -50,9 +51,8 @@ from xpcs_kernel.warmup.kernels import warm_for_run
 
 __all__ = [
     "PreparedRun",
-    "RunInputs",
+    "RunRecord",
     "StreamedRun",
-    "check_run_inputs",
     "finish_run",
     "prepare_run",
     "stream_run",
@@ -62,8 +62,8 @@ ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass
-class PreparedRun:
-    """Everything :func:`stream_run` and :func:`finish_run` need, built by :func:`prepare_run`."""
+class RunRecord:
+    """What :func:`finish_run` needs of a run, whichever backend streamed it."""
 
     options: CorrelationOptions
     raw_path: Path
@@ -80,6 +80,12 @@ class PreparedRun:
     use_sparse: bool
     timer: StageTimer
     raw_hash: concurrent.futures.Future[str]
+
+
+@dataclass
+class PreparedRun(RunRecord):
+    """A :class:`RunRecord` with the numba accumulators, built by :func:`prepare_run`."""
+
     multitau: MultiTauSink | None
     twotime: TwoTimeCorrelator | None
     saxs: SaxsAccumulator
@@ -94,55 +100,6 @@ class StreamedRun:
     saxs: SaxsResult
     frames_done: int
     events: int
-
-
-@dataclass(frozen=True)
-class RunInputs:
-    """What the raw file, its q-map and the options fix for a run (checked)."""
-
-    meta: RawMetadata
-    frame_time: float
-    energy_kev: float
-    selection: FrameSelection
-    n_out: int
-
-
-def check_run_inputs(
-    raw_path: Path, source: FrameSource, qm: QMap, opts: CorrelationOptions
-) -> RunInputs:
-    """Check frames against q-map, frame time, energy, selection (the same for every backend).
-
-    Raises
-    ------
-    QMapError, FrameFormatError, CorrelationError
-        Naming the file and what is missing or wrong.
-    """
-    qm.check_frame_shape(source.frame_shape, frames_source=str(raw_path))
-    meta = read_raw_metadata(raw_path) if source.path is not None else RawMetadata()
-    frame_time = opts.frame_time or meta.frame_time
-    if frame_time is None:
-        raise FrameFormatError(
-            "frame time unknown: not in the file's metadata; pass frame_time "
-            "(--frame-time SECONDS)",
-            path=raw_path,
-            key="/entry/instrument/detector_1/frame_time",
-        )
-    energy_kev = meta.energy_kev or qm.energy
-    if not (np.isfinite(energy_kev) and energy_kev > 0):
-        raise FrameFormatError(
-            "incident energy unknown: neither the raw file nor the q-map records it",
-            path=raw_path,
-            key="/entry/instrument/incident_beam/incident_energy",
-            expected="a positive energy in keV",
-        )
-    selection = FrameSelection(begin=opts.begin, end=opts.end, stride=opts.stride, avg=opts.avg)
-    n_out = selection.n_output(source.n_frames)
-    if opts.wants_multitau and n_out < 2:
-        raise CorrelationError(
-            f"{raw_path}: {n_out} frame(s) selected; multi-tau needs at least 2 "
-            "(the first delay is one frame)"
-        )
-    return RunInputs(meta, float(frame_time), float(energy_kev), selection, n_out)
 
 
 def prepare_run(
@@ -323,7 +280,7 @@ def stream_run(run: PreparedRun, progress: ProgressCallback | None = None) -> St
 
 
 def finish_run(
-    run: PreparedRun,
+    run: RunRecord,
     streamed: StreamedRun,
     output: str | os.PathLike[str],
     *,

@@ -11,23 +11,25 @@ numba backend.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from xpcs_kernel._version import __version__
 from xpcs_kernel.errors import CorrelationError, FrameFormatError
 from xpcs_kernel.io import FrameChunk, detect_format, iter_chunks, open_frames
 from xpcs_kernel.multitau import PixelBins
 from xpcs_kernel.options import CorrelationOptions
 from xpcs_kernel.pipeline.chunks import StageTimer, choose_sparse, prefetch
-from xpcs_kernel.pipeline.fit import fit_summary
-from xpcs_kernel.pipeline.run import ProgressCallback, check_run_inputs
+from xpcs_kernel.pipeline.inputs import check_run_inputs
+from xpcs_kernel.pipeline.run import (
+    ProgressCallback,
+    RunRecord,
+    StreamedRun,
+    finish_run,
+)
 from xpcs_kernel.pipeline.summary import CorrelationSummary, sha256_file
 from xpcs_kernel.qmap import QMap, read_qmap
-from xpcs_kernel.result import ResultMetadata, write_result
 from xpcs_kernel.torch_backend.device import (
     DeviceInfo,
     import_torch,
@@ -184,56 +186,24 @@ def correlate_file_torch(
         t = timer.add("twotime", t)
         saxs = corr.sx.result()
         timer.add("saxs", t)
-    occupancy = (
-        events / (done * qm.shape[0] * qm.shape[1]) if use_sparse and done else float("nan")
-    )
-    fit_rows: list[dict[str, Any]] = []
-    diffusion: dict[str, float] | None = None
-    fit_arrays: dict[str, Any] | None = None
-    if g2 is not None and opts.fit:
-        t = time.perf_counter()
-        factor = frame_time * opts.stride * opts.avg
-        fit_rows, diffusion, fit_arrays = fit_summary(g2, qm, g2.delays * factor)
-        timer.add("fit", t)
-    t = time.perf_counter()
-    inputs = [(str(raw_path), sha256_file(raw_path), raw_path.stat().st_size)]
-    if not isinstance(qmap, QMap):
-        inputs.append((str(qmap), sha256_file(qmap), Path(qmap).stat().st_size))
-    metadata = ResultMetadata(
+    raw_hash: concurrent.futures.Future[str] = concurrent.futures.Future()
+    raw_hash.set_result(sha256_file(raw_path))
+    record = RunRecord(
+        options=opts,
+        raw_path=raw_path,
+        qmap=qm,
+        qmap_file=None if isinstance(qmap, QMap) else Path(qmap),
+        qmap_name=qmap_name,
+        source=source,
+        meta=meta,
         frame_time=frame_time,
-        count_time=meta.count_time or frame_time,
-        incident_energy_kev=float(energy_kev),
-        start_time=meta.start_time or datetime.now(UTC).isoformat(timespec="seconds"),
-        begin=opts.begin,
-        end=opts.end if opts.end is not None else source.n_frames,
-        stride=opts.stride,
-        avg=opts.avg,
-        normalize_frame=opts.normalize_frame,
-        input_files=tuple(inputs),
-        software_version=__version__,
-        parameters=opts.to_dict(),
-        timings=dict(timer.totals),
+        energy_kev=energy_kev,
+        selection=selection,
+        n_out=n_out,
+        n_pixels=qm.shape[0] * qm.shape[1],
+        use_sparse=use_sparse,
+        timer=timer,
+        raw_hash=raw_hash,
     )
-    write_result(
-        output, qmap=qm, saxs=saxs, metadata=metadata, multitau=g2, twotime=two, fit=fit_arrays
-    )
-    timer.add("write", t)
-    timings = dict(timer.totals)
-    timings["total"] = time.perf_counter() - t_start
-    return CorrelationSummary(
-        output=str(output),
-        raw=str(raw_path),
-        qmap=qmap_name,
-        mode=opts.mode,
-        n_frames=n_out,
-        frame_shape=qm.shape,
-        n_pixels=int(qm.pixel_index.size),
-        n_dynamic=qm.n_dynamic,
-        n_static=qm.n_static,
-        path="sparse" if use_sparse else "dense",
-        occupancy=occupancy,
-        frame_time=frame_time,
-        timings=timings,
-        fit=fit_rows,
-        diffusion=diffusion,
-    )
+    streamed = StreamedRun(g2=g2, twotime=two, saxs=saxs, frames_done=done, events=events)
+    return finish_run(record, streamed, output, hash_file=sha256_file, t_start=t_start)
