@@ -137,7 +137,7 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 # docs/architecture.md) before it can land.
 LAYERS = {
     "xpcs_kernel": [
-        "errors", "_version", "process_exit", "device_spec", "options", "metadata",
+        "errors", "_version", "digest", "process_exit", "device_spec", "options", "metadata",
         "_fit_batch", "fit", "io", "qmap", "multitau", "twotime", "saxs", "result",
         "synthetic", "warmup", "plot_scales", "torch_backend", "pipeline", "live",
         "compile_notice", "cli", "__main__",

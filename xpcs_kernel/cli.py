@@ -173,8 +173,16 @@ def correlate_command(
     the results so far every --update seconds until the writer's done marker
     appears or no frame arrives for --idle seconds.
     """
+    from xpcs_kernel.digest import start_sha256
+
+    # the provenance hash runs on the second core while numba and the kernels import
+    raw_sha256 = None if follow else start_sha256(raw)
+
     from xpcs_kernel.errors import UsageError
     from xpcs_kernel.pipeline.correlate import correlate_file
+    from xpcs_kernel.warmup.startup import prefer_lean_startup
+
+    prefer_lean_startup()  # a command process: numba's set-up skips scipy and cffi
 
     bins: tuple[int, ...] | None = None
     if twotime_bins:
@@ -216,9 +224,11 @@ def correlate_command(
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            summary = correlate_file(raw, qmap, output, options=options, progress=progress)
+            summary = correlate_file(
+                raw, qmap, output, options=options, progress=progress, raw_sha256=raw_sha256
+            )
     else:
-        summary = correlate_file(raw, qmap, output, options=options)
+        summary = correlate_file(raw, qmap, output, options=options, raw_sha256=raw_sha256)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
     else:

@@ -35,6 +35,7 @@ def correlate_file(
     *,
     options: CorrelationOptions | None = None,
     progress: ProgressCallback | None = None,
+    raw_sha256: concurrent.futures.Future[str] | None = None,
 ) -> CorrelationSummary:
     """Correlate one raw dataset and write the APS result file.
 
@@ -51,6 +52,10 @@ def correlate_file(
         What to compute (:class:`CorrelationOptions`).
     progress
         Called after every chunk with ``(frames_done, frames_total)``.
+    raw_sha256
+        The sha256 of ``raw``, already being computed
+        (:func:`xpcs_kernel.digest.start_sha256`; the ``correlate`` command
+        starts it before its imports); default: hashed during the run.
 
     Returns
     -------
@@ -69,12 +74,22 @@ def correlate_file(
     if opts.backend == "torch":  # the GPU backend has its own driver (imports torch)
         from xpcs_kernel.pipeline.torch_run import correlate_file_torch
 
-        return correlate_file_torch(raw, qmap, output, options=opts, progress=progress)
+        return correlate_file_torch(
+            raw, qmap, output, options=opts, progress=progress, raw_sha256=raw_sha256
+        )
     t_start = time.perf_counter()
     with (
         concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xpcs-hash") as hasher,
         contextlib.ExitStack() as stack,
     ):
-        run = prepare_run(raw, qmap, opts, hasher=hasher, stack=stack, hash_file=sha256_file)
+        run = prepare_run(
+            raw,
+            qmap,
+            opts,
+            hasher=hasher,
+            stack=stack,
+            hash_file=sha256_file,
+            raw_sha256=raw_sha256,
+        )
         streamed = stream_run(run, progress)
         return finish_run(run, streamed, output, hash_file=sha256_file, t_start=t_start)

@@ -110,15 +110,19 @@ def prepare_run(
     hasher: concurrent.futures.Executor,
     stack: contextlib.ExitStack,
     hash_file: Callable[[Path], str],
+    raw_sha256: concurrent.futures.Future[str] | None = None,
 ) -> PreparedRun:
-    """Open and check the inputs; build the accumulators (the source closes with ``stack``)."""
+    """Open and check the inputs; build the accumulators (the source closes with ``stack``).
+
+    The raw file is hashed on ``hasher`` unless ``raw_sha256`` already is.
+    """
     opts = options
     timer = StageTimer()
     raw_path = Path(raw)
     qm = qmap if isinstance(qmap, QMap) else read_qmap(qmap)
     qmap_file = None if isinstance(qmap, QMap) else Path(qmap)
     qmap_name = str(qmap) if qmap_file is not None else (qm.source or "<in-memory q-map>")
-    raw_hash = hasher.submit(hash_file, raw_path)
+    raw_hash = raw_sha256 if raw_sha256 is not None else hasher.submit(hash_file, raw_path)
     # Rigaku files do not record the frame shape: it comes from the q-map.
     rigaku_shape = qm.shape if detect_format(raw_path) == "rigaku" else None
     source = stack.enter_context(

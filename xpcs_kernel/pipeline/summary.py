@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from xpcs_kernel._version import __version__
+from xpcs_kernel.digest import sha256_file  # re-exported: its public path since the start
 
 __all__ = ["CorrelationSummary", "sha256_file"]
 
@@ -66,12 +65,3 @@ class CorrelationSummary:
             "diffusion": self.diffusion,
             "software_version": self.software_version,
         }
-
-
-def sha256_file(path: str | os.PathLike[str], *, block: int = 8 * 2**20) -> str:
-    """Hex sha256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()

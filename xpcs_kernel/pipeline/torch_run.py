@@ -139,6 +139,7 @@ def correlate_file_torch(
     *,
     options: CorrelationOptions,
     progress: ProgressCallback | None = None,
+    raw_sha256: concurrent.futures.Future[str] | None = None,
 ) -> CorrelationSummary:
     """:func:`xpcs_kernel.pipeline.correlate_file` on the torch backend (same arguments)."""
     opts = options
@@ -186,8 +187,10 @@ def correlate_file_torch(
         t = timer.add("twotime", t)
         saxs = corr.sx.result()
         timer.add("saxs", t)
-    raw_hash: concurrent.futures.Future[str] = concurrent.futures.Future()
-    raw_hash.set_result(sha256_file(raw_path))
+    raw_hash = raw_sha256
+    if raw_hash is None:
+        raw_hash = concurrent.futures.Future()
+        raw_hash.set_result(sha256_file(raw_path))
     record = RunRecord(
         options=opts,
         raw_path=raw_path,

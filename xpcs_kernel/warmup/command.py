@@ -32,6 +32,9 @@ def warmup_command(
 ) -> None:
     """Compile the correlation kernels into numba's cache (NUMBA_CACHE_DIR)."""
     from xpcs_kernel.warmup.kernels import DETECTOR_DTYPES, warm_kernels
+    from xpcs_kernel.warmup.startup import prefer_lean_startup
+
+    prefer_lean_startup()
 
     wanted = dtypes or DETECTOR_DTYPES
     cache = os.environ.get("NUMBA_CACHE_DIR") or "(numba default: __pycache__ beside the sources)"

@@ -187,6 +187,9 @@ def warm_kernels(
     t0 = time.perf_counter()
     todo = [dt for dt in resolved if (dt.str, sparse, twotime, gathered, streamed) not in _WARMED]
     if todo:
+        from xpcs_kernel.warmup.startup import start_numba
+
+        start_numba()  # numba's target first: lean in a console command
         qm = _tiny_qmap()
         for dt in todo:
             _warm_one(

@@ -13,7 +13,6 @@ size, 2 those not older than the source, 3 those with the same checksum.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import uuid
@@ -25,19 +24,9 @@ from typing import Any
 from flows.local.providers.base import ActionProvider, require, unable_to_run
 from flows.local.records import ActionContext, ActionResult
 from tools.action_urls import TRANSFER_URL
+from xpcs_kernel.digest import sha256_file  # also this module's public name
 
 __all__ = ["CollectionMap", "TransferProvider", "sha256_file"]
-
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
