@@ -2,10 +2,19 @@
 
 A selection whose frames fit ``in_memory_bytes`` is gathered into one stack
 and correlated at the end by :func:`~xpcs_kernel.multitau.correlator.multitau` (pixel
-groups with a small, cache-resident state: 256x256 x 2000 uint8 frames in
-0.03 s against 0.06-0.19 s streamed). Anything larger goes chunk by chunk
-through a :class:`~xpcs_kernel.multitau.correlator.MultiTauCorrelator`, whose memory does
-not grow with the frame count. Both give the same g2 (float64 rounding).
+groups with a small, cache-resident state). Anything larger goes chunk by
+chunk through a :class:`~xpcs_kernel.multitau.correlator.MultiTauCorrelator`, whose
+memory does not grow with the frame count. Both give the same g2 (float64
+rounding).
+
+The limit is small (:data:`IN_MEMORY_BYTES`, 32 MiB) because a gathered stack
+is that much memory the process touches for the first time, and first
+touches are what a fresh process pays for: on the 2-core VM of the
+benchmarks, 0.04-0.6 s per 262 MB depending on the host, against the eager
+kernel's gain of 0.05-0.1 s over streaming on 256x256 x 2000 frames. The
+whole ``correlate`` command on that uint16 stack: median 1.05-1.09 s
+streamed against 1.25-1.39 s gathered (2026-12-08, eight runs each,
+alternating).
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from xpcs_kernel.multitau.correlator import G2Result, MultiTauCorrelator, PixelB
 
 __all__ = ["IN_MEMORY_BYTES", "MultiTauSink"]
 
-IN_MEMORY_BYTES = 256 << 20
+IN_MEMORY_BYTES = 32 << 20
 """Largest frame stack (bytes, as read) that is gathered in memory."""
 
 
