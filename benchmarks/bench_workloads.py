@@ -22,6 +22,14 @@ from bench_tables import G2, Row, compare_rows, load_g2, skbeam_to_dynamic
 from bench_u16_workloads import wl_u16, wl_u16long, wl_u16mpx
 
 
+OUR_CODES = {
+    "ours": "ours (xpcs_kernel)",
+    "ours-stream": "ours, streamed",
+    "ours-u16": "ours, frames as uint16",
+    "ours-u16-stream": "ours, uint16, streamed",
+}
+
+
 def _multitau_codes(ctx: Context, workload: str, files: DataFiles, codes: tuple[str, ...]) -> None:
     spec = files.spec
     results: list[tuple[Row, G2 | None]] = []
@@ -29,15 +37,17 @@ def _multitau_codes(ctx: Context, workload: str, files: DataFiles, codes: tuple[
     peer_reason = peers_available()
     for code in codes:
         out = ctx.out(f"{workload}_{code}")
-        if code in ("ours", "ours-u16"):
+        if code in OUR_CODES:
             task = {**base, "out": str(out)}
-            if code == "ours-u16":
+            if "u16" in code:
                 task["dtype"] = "uint16"
+            if code.endswith("-stream"):
+                task["stream"] = "1"
             results.append(
                 measure(
                     ctx,
                     workload,
-                    "ours (xpcs_kernel)" if code == "ours" else "ours, frames as uint16",
+                    OUR_CODES[code],
                     spec,
                     lambda task=task: run_ours("multitau", task),
                     lambda _p, out=out: load_g2(out),
@@ -75,11 +85,12 @@ def _multitau_codes(ctx: Context, workload: str, files: DataFiles, codes: tuple[
 
 
 def wl_dense(ctx: Context) -> None:
-    """Dense 256x256 uint8 (ours also as uint16): correlation alone, vs boost_corr, scikit-beam."""
+    """Dense 256x256 uint8 (ours also as uint16, and streamed): correlation alone, vs peers."""
     n = 500 if ctx.quick else 2000
     spec = DataSpec(n, 256, 256, mean=2.0)
     files = prepare(spec, ctx.data_dir, log=ctx.log)
-    _multitau_codes(ctx, "dense", files, ("ours", "ours-u16", "boost_corr", "scikit-beam"))
+    codes = ("ours", "ours-stream", "ours-u16", "ours-u16-stream", "boost_corr", "scikit-beam")
+    _multitau_codes(ctx, "dense", files, codes)
 
 
 def wl_mpx(ctx: Context) -> None:
