@@ -231,15 +231,17 @@ def test_after_warm_kernels_a_run_compiles_nothing(
     run_files: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What ``warmup`` compiles is what runs call: nothing is left for the first run."""
-    from xpcs_kernel.io import write_imm
+    from xpcs_kernel.io import write_imm, write_rigaku
 
     raw, frames = run_files["uint16"]
     imm = write_imm(tmp_path / "raw.imm", frames, sparse=True)
+    rigaku = write_rigaku(tmp_path / "raw.bin", frames)
     kernel_warmup.warm_kernels("uint16", sparse=True, twotime=True)
     before = _compiled_signatures()
     qmap = run_files["qmap"]
     correlate_file(raw, qmap, tmp_path / "a.h5", options=_options())
     correlate_file(imm, qmap, tmp_path / "b.h5", options=_options(path="sparse", mode="both"))
+    correlate_file(rigaku, qmap, tmp_path / "d.h5", options=_options(path="sparse"))
     monkeypatch.setattr(multitau_sink, "IN_MEMORY_BYTES", 0)
     correlate_file(raw, qmap, tmp_path / "c.h5", options=_options(mode="both"))
     assert _compiled_signatures() - before == set()

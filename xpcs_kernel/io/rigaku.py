@@ -18,14 +18,21 @@ than shifted silently.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from xpcs_kernel.errors import FrameFormatError, UsageError
+from xpcs_kernel.io._rigaku_kernels import (
+    SCAN_OUT_OF_ORDER,
+    SCAN_PIXEL_RANGE,
+    decode_events,
+    scan_block,
+)
 from xpcs_kernel.io._writing import FramesLike, atomic_path, check_integer_range, iter_frame_blocks
 from xpcs_kernel.io.base import FrameSource, SparseFrames
 
@@ -53,9 +60,10 @@ def decode_rigaku_words(
 class RigakuFrameSource(FrameSource):
     """Frames from a Rigaku 64-bit sparse ``.bin`` file.
 
-    The file is scanned once at open, in blocks, to check the frame order and
-    pixel range and to index where each frame starts; frames are then read on
-    demand. Native dtype is ``uint16`` (counts are 12-bit, never truncated).
+    The file is scanned once at open, in blocks (one compiled pass each), to
+    check the frame order and pixel range and to index where each frame
+    starts; frames are then read on demand. Native dtype is ``uint16``
+    (counts are 12-bit, never truncated).
 
     Parameters
     ----------
@@ -95,7 +103,7 @@ class RigakuFrameSource(FrameSource):
         self.dtype = np.dtype(np.uint16)
         self.is_sparse = True
         try:
-            self._handle: BinaryIO | None = open(self.path, "rb")  # noqa: SIM115
+            self._handle: io.BufferedReader | None = open(self.path, "rb")  # noqa: SIM115
         except FileNotFoundError as err:
             raise FrameFormatError("file not found", path=self.path) from err
         except OSError as err:
@@ -106,7 +114,7 @@ class RigakuFrameSource(FrameSource):
             self._handle.close()
             raise
 
-    def _build_index(self, handle: BinaryIO, n_frames: int | None) -> None:
+    def _build_index(self, handle: io.BufferedReader, n_frames: int | None) -> None:
         size = os.fstat(handle.fileno()).st_size
         if size == 0:
             raise FrameFormatError("empty file: no frames", path=self.path, offset=0)
@@ -120,36 +128,40 @@ class RigakuFrameSource(FrameSource):
             )
         total = size // 8
         n_pixels = self.frame_shape[0] * self.frame_shape[1]
-        present: list[NDArray[np.int64]] = []
-        firsts: list[NDArray[np.int64]] = []
+        # frames are sorted, so the last word names the last frame (a file out of
+        # order fails the scan below before the table could overflow)
+        handle.seek((total - 1) * 8)
+        top = int(np.fromfile(handle, dtype="<u8", count=1)[0] >> np.uint64(40))
+        indptr = np.zeros(top + 2, dtype=np.int64)
         last = -1
         handle.seek(0)
+        buffer = np.empty(min(_SCAN_WORDS, total), dtype="<u8")  # one buffer, reused
         for block_start in range(0, total, _SCAN_WORDS):
-            words = np.fromfile(handle, dtype="<u8", count=min(_SCAN_WORDS, total - block_start))
-            frames, pixels, _ = decode_rigaku_words(words)
-            steps = np.diff(frames, prepend=last)
-            if steps.min() < 0:
-                i = int(np.argmax(steps < 0))
+            words = buffer[: min(_SCAN_WORDS, total - block_start)]
+            if handle.readinto(words.data.cast("B")) != words.nbytes:
+                raise FrameFormatError(
+                    "file shrank while open", path=self.path, offset=block_start * 8
+                )
+            status, i, last = scan_block(
+                words, first_word=block_start, last_frame=last, n_pixels=n_pixels, indptr=indptr
+            )
+            if status == SCAN_OUT_OF_ORDER:
                 raise FrameFormatError(
                     "frames out of order",
                     path=self.path,
                     offset=(block_start + i) * 8,
-                    expected=f"frame >= {int(frames[i - 1]) if i else last}",
-                    found=f"frame {int(frames[i])}",
+                    expected=f"frame >= {last}",
+                    found=f"frame {int(words[i] >> np.uint64(40))}",
                 )
-            if pixels.max() >= n_pixels:
-                i = int(np.argmax(pixels >= n_pixels))
+            if status == SCAN_PIXEL_RANGE:
+                pixel = int((words[i] >> np.uint64(16)) & _PIXEL_MASK)
                 raise FrameFormatError(
                     f"pixel index beyond the {self.frame_shape} frame (wrong frame_shape?)",
                     path=self.path,
                     offset=(block_start + i) * 8,
                     expected=f"pixel < {n_pixels}",
-                    found=str(int(pixels[i])),
+                    found=str(pixel),
                 )
-            new = np.flatnonzero(steps)
-            present.append(frames[new])
-            firsts.append(new + block_start)
-            last = int(frames[-1])
         n_found = last + 1
         if n_frames is not None:
             if n_frames < n_found:
@@ -158,14 +170,13 @@ class RigakuFrameSource(FrameSource):
                     argument="n_frames",
                 )
             n_found = int(n_frames)
-        frame_ids = np.concatenate(present)
-        first_words = np.append(np.concatenate(firsts), total)
-        position = np.searchsorted(frame_ids, np.arange(n_found + 1, dtype=np.int64))
-        self._indptr = first_words[position].astype(np.int64)
+        table = np.full(n_found + 1, total, dtype=np.int64)  # frames after the last: empty
+        table[: last + 1] = indptr[: last + 1]
+        self._indptr = table
         self.n_frames = n_found
         self._n_words = total
 
-    def _fh(self) -> BinaryIO:
+    def _fh(self) -> io.BufferedReader:
         if self._handle is None:
             raise UsageError("the frame source is closed", argument="source")
         return self._handle
@@ -190,7 +201,7 @@ class RigakuFrameSource(FrameSource):
                 expected=f"{end - first} words",
                 found=str(words.size),
             )
-        _, pixels, counts = decode_rigaku_words(words)
+        pixels, counts = decode_events(words)
         return SparseFrames(
             self.frame_shape, self._indptr[start : stop + 1] - first, pixels, counts
         )

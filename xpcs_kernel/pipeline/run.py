@@ -48,6 +48,7 @@ from xpcs_kernel.result import ResultMetadata, write_result
 from xpcs_kernel.saxs import SaxsAccumulator, SaxsResult
 from xpcs_kernel.twotime import TwoTimeCorrelator, TwoTimeResult
 from xpcs_kernel.warmup.kernels import warm_for_run
+from xpcs_kernel.warmup.startup import start_numba
 
 __all__ = [
     "PreparedRun",
@@ -118,6 +119,9 @@ def prepare_run(
     """
     opts = options
     timer = StageTimer()
+    t = time.perf_counter()
+    start_numba()  # before any kernel (opening a Rigaku file runs one): lean in a command
+    timer.add("compile", t)
     raw_path = Path(raw)
     qm = qmap if isinstance(qmap, QMap) else read_qmap(qmap)
     qmap_file = None if isinstance(qmap, QMap) else Path(qmap)

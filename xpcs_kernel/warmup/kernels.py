@@ -128,11 +128,11 @@ def _warm_one(
 
 
 def _warm_event_readers(frames: NDArray[Any]) -> None:
-    """The compiled decoders of event files (sparse IMM), and dense-to-event conversion."""
+    """The compiled decoders of event files (sparse IMM, Rigaku), and dense-to-event conversion."""
     import tempfile
     from pathlib import Path
 
-    from xpcs_kernel.io import FrameSelection, iter_chunks, open_frames, write_imm
+    from xpcs_kernel.io import FrameSelection, iter_chunks, open_frames, write_imm, write_rigaku
 
     with tempfile.TemporaryDirectory(prefix="xpcs-warmup-") as tmp:
         path = Path(tmp) / "tiny.imm"
@@ -141,6 +141,11 @@ def _warm_event_readers(frames: NDArray[Any]) -> None:
             for _ in iter_chunks(source, FrameSelection(), sparse=True, chunk_frames=_FRAMES):
                 pass
             for _ in iter_chunks(source, FrameSelection(avg=2), sparse=True):
+                pass
+        rigaku = Path(tmp) / "tiny.bin"  # its index and decoding passes are compiled too
+        write_rigaku(rigaku, frames.astype(np.uint16))
+        with open_frames(rigaku, frame_shape=frames.shape[1:]) as source:
+            for _ in iter_chunks(source, FrameSelection(), sparse=True, chunk_frames=_FRAMES):
                 pass
 
 
