@@ -129,7 +129,41 @@ def child_twotime(spec: dict[str, Any]) -> dict[str, Any]:
     return {"timings": {"first_small": t_first, "correlate": t_corr}}
 
 
+def child_fit(spec: dict[str, Any]) -> dict[str, Any]:
+    """Ours: ``fit_g2`` of ``n_bins`` seeded g2 curves, first call and second call."""
+    import sys
+
+    n_bins = int(spec["n_bins"])
+    rng = np.random.default_rng(7)
+    # multi-tau delays of 2000 frames (8 per level), 1 ms frames
+    delays = (
+        np.unique(
+            np.concatenate([np.arange(1, 16)] + [np.arange(8, 16) * 2**lev for lev in range(1, 7)])
+        ).astype(np.float64)
+        * 1e-3
+    )
+    tau_c = np.geomspace(3e-3, 0.1, n_bins)
+    beta = rng.uniform(0.15, 0.3, n_bins)
+    err = np.full((delays.size, n_bins), 2e-3)
+    g2 = 1 + beta * np.exp(-2 * delays[:, None] / tau_c) + rng.normal(0, 2e-3, err.shape)
+    t0 = time.perf_counter()
+    from xpcs_kernel.fit import fit_g2
+
+    fit = fit_g2(delays, g2, err)
+    t_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit_g2(delays, g2, err)
+    t_second = time.perf_counter() - t0
+    rel = np.abs(1.0 / fit.gamma / tau_c - 1)
+    return {
+        "timings": {"first": t_first, "second": t_second},
+        "scipy": "scipy.optimize" in sys.modules,
+        "max_rel_err": float(np.max(rel)),
+    }
+
+
 CHILD_TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "fit": child_fit,
     "multitau": child_multitau,
     "jit": child_jit,
     "twotime": child_twotime,

@@ -18,9 +18,9 @@ from bench_command_workloads import wl_command, wl_rss10k, wl_sparse
 from bench_context import Context, measure, na_row
 from bench_data import DataFiles, DataSpec, prepare
 from bench_proc import ProcResult, peers_available, run_ours, run_peer
+from bench_startup import wl_startup
 from bench_tables import G2, Row, compare_rows, load_g2, skbeam_to_dynamic
 from bench_u16_workloads import wl_u16, wl_u16long, wl_u16mpx
-
 
 OUR_CODES = {
     "ours": "ours (xpcs_kernel)",
@@ -185,4 +185,5 @@ WORKLOAD_FUNCS: dict[str, Callable[[Context], None]] = {
     "twotime": wl_twotime,
     "sparse": wl_sparse,
     "rss10k": wl_rss10k,
+    "startup": wl_startup,
 }

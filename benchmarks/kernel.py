@@ -46,7 +46,7 @@ WORKLOADS = (
     "rss10k",
 )
 DEFAULT_WORKLOADS = ("dense", "mpx", "command", "u16", "u16long", "u16mpx", "jit", "twotime")
-DEFAULT_WORKLOADS += ("coldstart", "sparse")
+DEFAULT_WORKLOADS += ("coldstart", "sparse", "startup")
 
 
 def _child_main(argv: list[str]) -> int:
