@@ -43,6 +43,7 @@ WORKLOADS = (
     "coldstart",
     "twotime",
     "sparse",
+    "startup",
     "rss10k",
 )
 DEFAULT_WORKLOADS = ("dense", "mpx", "command", "u16", "u16long", "u16mpx", "jit", "twotime")
