@@ -12,8 +12,8 @@ is that much memory the process touches for the first time, and first
 touches are what a fresh process pays for: on the 2-core VM of the
 benchmarks, 0.04-0.6 s per 262 MB depending on the host, against the eager
 kernel's gain of 0.05-0.1 s over streaming on 256x256 x 2000 frames. The
-whole ``correlate`` command on that uint16 stack: median 1.05-1.09 s
-streamed against 1.25-1.39 s gathered (2026-12-08, eight runs each,
+whole ``correlate`` command on that uint16 stack: median 1.06-1.10 s
+streamed against 1.23-1.39 s gathered (2026-12-08, eight runs each,
 alternating).
 """
 
