@@ -35,7 +35,7 @@ def sha256_file(path: str | os.PathLike[str], *, block: int = _BLOCK) -> str:
 def start_sha256(path: str | os.PathLike[str]) -> concurrent.futures.Future[str]:
     """:func:`sha256_file` of ``path`` in a daemon thread, started now.
 
-    The future holds the hex digest, or the ``OSError`` the read raised. The
+    The future holds the hex digest, or the exception the read raised. The
     thread is a daemon: a process that exits before it is done (a failed
     run) is not kept waiting for it.
     """
@@ -46,7 +46,7 @@ def start_sha256(path: str | os.PathLike[str]) -> concurrent.futures.Future[str]
             return
         try:
             future.set_result(sha256_file(path))
-        except OSError as err:
+        except BaseException as err:  # whatever it is, the waiter gets it and never hangs
             future.set_exception(err)
 
     threading.Thread(target=work, name="xpcs-hash", daemon=True).start()

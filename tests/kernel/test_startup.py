@@ -115,6 +115,17 @@ def test_start_sha256_of_a_missing_file_holds_the_error(tmp_path: Path) -> None:
         future.result(timeout=60)
 
 
+def test_start_sha256_never_leaves_the_waiter_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
+    import xpcs_kernel.digest as digest
+
+    def broken(path: object) -> str:
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(digest, "sha256_file", broken)
+    with pytest.raises(MemoryError, match="no room"):
+        digest.start_sha256("any").result(timeout=60)
+
+
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("startup")
