@@ -36,7 +36,17 @@ from numpy.typing import NDArray
 from xpcs_kernel.multitau.prefetch import prefetch_row
 from xpcs_kernel.multitau.rows import FLUSH, TILE, correlate_level
 
-__all__ = ["BLOCK", "DEFER", "FLUSH", "TILE", "dense_feed", "densify_csr"]
+__all__ = [
+    "BLOCK",
+    "DEFER",
+    "DENSIFY_BAD_PIXEL",
+    "DENSIFY_OK",
+    "DENSIFY_OVERFLOW",
+    "FLUSH",
+    "TILE",
+    "dense_feed",
+    "densify_csr",
+]
 
 BLOCK = 256
 """Frames of level 0 processed per pass over a tile."""
@@ -52,6 +62,20 @@ PREFETCH = 32
 """Frames ahead whose tile columns are prefetched while a tile is converted."""
 
 _FASTMATH = {"contract"}  # allow FMA only; no reassociation
+
+
+@njit(cache=True, nogil=True)
+def _copy_rows(dst: NDArray[np.float32], src: NDArray[np.float32]) -> None:
+    """``dst[:] = src`` for ``(rows, TILE)`` float32 blocks, a vectorised loop per row.
+
+    A 2-D slice assignment compiles to a generic strided loop, several times
+    slower; per call and tile the kernel copies ~60 carried rows.
+    """
+    for r in range(src.shape[0]):
+        a = src[r]
+        b = dst[r]
+        for p in range(TILE):
+            b[p] = a[p]
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -70,7 +94,7 @@ def _load_carry(
     so far), computed exactly as when the frames were made.
     """
     w = 2 * dpl
-    buf[o : o + dpl + 1] = stored
+    _copy_rows(buf[o : o + dpl + 1], stored)
     par = n_low & 1
     for j in range(dpl + 1, w):
         r = o_low + 2 * j - w - par
@@ -127,11 +151,14 @@ def dense_feed(
     for lev in range(n_lev):
         if (n_after >> lev) > (n_before >> lev):
             n_touch = lev + 1
+    blk = min(BLOCK, n)  # level-0 rows per block
     offs = np.zeros(n_touch + 1, np.int64)
     for lev in range(n_touch):
-        cap = BLOCK if lev == 0 else 2 * DEFER + (BLOCK >> lev) + 2
+        cap = blk if lev == 0 else 2 * DEFER + (blk >> lev) + 2
         offs[lev + 1] = offs[lev] + w + cap
-    buf = np.zeros((offs[n_touch], TILE), np.float32)
+    # every row is written before it is read (carries are loaded, new rows
+    # gathered or averaged); zeroing it would cost a memset per call
+    buf = np.empty((offs[n_touch], TILE), np.float32)
     acc = np.zeros((w + 1) * TILE, np.float32)
     junk = np.zeros(TILE, np.float64)  # upper-level totals are derived, not summed
     done = np.zeros(n_lev, np.int64)
@@ -161,7 +188,7 @@ def dense_feed(
         contiguous = n_runs == 1
         runs = n_runs <= _MAX_RUNS
         span = idx[pw - 1] + 1 - first  # detector pixels from the first to the last
-        buf[offs[0] : offs[0] + w] = tail0[ti]
+        _copy_rows(buf[offs[0] : offs[0] + w], tail0[ti])
         for lev in range(n_touch):
             done[lev] = n_before >> lev
             pend[lev] = 0
@@ -250,9 +277,14 @@ def dense_feed(
                         dst[p] = src[p]
                 done[lev] = c_old + m
                 pend[lev] = 0
-        tail0[ti] = buf[offs[0] : offs[0] + w]
+        _copy_rows(tail0[ti], buf[offs[0] : offs[0] + w])
         for lev in range(1, n_touch):
-            tail[lev, ti] = buf[offs[lev] : offs[lev] + dpl + 1]
+            _copy_rows(tail[lev, ti], buf[offs[lev] : offs[lev] + dpl + 1])
+
+
+DENSIFY_OK = 0
+DENSIFY_OVERFLOW = 1
+DENSIFY_BAD_PIXEL = 2
 
 
 @njit(cache=True, nogil=True)
@@ -264,20 +296,27 @@ def densify_csr(
     f0: int,
     out: NDArray[Any],
     top: int,
-) -> bool:
+) -> int:
     """Scatter frames ``f0 .. f0 + len(out)`` of a CSR event list into ``out``.
 
     ``column[pixel]`` is the output column of a detector pixel (-1: not
     correlated). Repeated events of one pixel in a frame add up. For an
-    integer ``out`` pass its largest value as ``top`` (else -1): the call
-    returns False (and stops) if a sum would exceed it.
+    integer ``out`` pass its largest value as ``top`` (else -1). Returns
+    :data:`DENSIFY_OK`, or stops at the first event whose sum would exceed
+    ``top`` (:data:`DENSIFY_OVERFLOW`) or whose pixel is outside
+    ``[0, len(column))`` (:data:`DENSIFY_BAD_PIXEL`): the range check rides
+    along the scatter instead of costing its own pass over the events.
     """
+    n_col = column.shape[0]
     out[:] = 0
     for i in range(out.shape[0]):
         for e in range(indptr[f0 + i], indptr[f0 + i + 1]):
-            c = column[pixels[e]]
+            px = pixels[e]
+            if px < 0 or px >= n_col:
+                return DENSIFY_BAD_PIXEL
+            c = column[px]
             if c >= 0:
                 if top >= 0 and np.int64(out[i, c]) + np.int64(counts[e]) > top:
-                    return False
+                    return DENSIFY_OVERFLOW
                 out[i, c] += counts[e]
-    return True
+    return DENSIFY_OK
