@@ -120,8 +120,8 @@ class MultiTauCorrelator:
 
     @property
     def n_frames(self) -> int:
-        """Frames fed so far."""
-        return self._state.n_frames
+        """Frames fed so far (event frames still staged included)."""
+        return self._state.n_frames + self._engine.pending
 
     def feed(self, frames: NDArray[Any]) -> None:
         """Correlate the next frames.
@@ -155,7 +155,7 @@ class MultiTauCorrelator:
 
     def delay_scheme(self) -> DelayScheme:
         """The delays available for the frames fed so far."""
-        return delay_list(self._state.n_frames, delays_per_level=self._state.dpl)
+        return delay_list(self.n_frames, delays_per_level=self._state.dpl)
 
     def g2(self, bins: PixelBins) -> G2Result:
         """Binned g2 of the frames fed so far (the correlator can go on after).
@@ -169,10 +169,12 @@ class MultiTauCorrelator:
         """
         if not isinstance(bins, PixelBins):
             raise UsageError(f"must be PixelBins, got {type(bins).__name__}", argument="bins")
+        self._engine.flush(self._state)
         return reduce_g2(self._state, bins)
 
     def state(self) -> dict[str, NDArray[Any]]:
         """Everything needed to resume (a copy; ``np.savez(path, **state)`` works)."""
+        self._engine.flush(self._state)
         out = self._state.to_dict()
         out.update(self._engine.to_dict())
         return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,7 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xpcs_kernel.errors import UsageError
-from xpcs_kernel.multitau.dense import dense_feed, densify_csr
+from xpcs_kernel.multitau.dense import dense_feed
+from xpcs_kernel.multitau.events import EventStage, check_events
 from xpcs_kernel.multitau.state import CorrelatorState
 
 __all__ = ["FeedEngine", "shared_pool", "shutdown_shared_pool", "worker_threads"]
@@ -74,7 +75,7 @@ _KERNEL_DTYPES = frozenset(
     np.dtype(t) for t in ("u1", "u2", "u4", "i1", "i2", "i4", "i8", "f4", "f8")
 )
 _PARTS_PER_THREAD = 8  # tile ranges per worker thread and call (load balancing)
-_BLOCK_BYTES = 1 << 28  # scratch per converted or densified block (256 MiB)
+_BLOCK_BYTES = 1 << 28  # scratch per converted block (256 MiB)
 
 
 def _as_int(value: object, name: str, *, minimum: int) -> int:
@@ -115,8 +116,8 @@ class FeedEngine:
                 raise UsageError("must not repeat a pixel", argument="pixel_index")
         self.threads = None if threads is None else _as_int(threads, "threads", minimum=1)
         self.normalize_frame = bool(normalize_frame)
-        self._column: NDArray[np.int64] | None = None
         self._identity: NDArray[np.intp] | None = None
+        self._stage: EventStage | None = None  # event frames waiting for the kernel
 
     def thread_count(self) -> int:
         """Worker threads of a call (the ``threads`` given, else the usable CPUs)."""
@@ -154,6 +155,7 @@ class FeedEngine:
         arr = self.check_dense(frames)
         if arr.shape[0] == 0:
             return
+        self.flush(state)  # staged event frames come first
         if not self.kernel_ready(arr):
             kind = np.float32 if arr.dtype.itemsize <= 4 else np.float64
             step = max(1, _BLOCK_BYTES // (self.n_pixels * 8))
@@ -267,79 +269,43 @@ class FeedEngine:
         pixels: NDArray[np.integer[Any]],
         counts: NDArray[Any],
     ) -> None:
-        """Check a CSR event list and correlate its frames into ``state``."""
+        """Check a CSR event list and stage its frames for ``state`` (see :meth:`flush`)."""
         n = _as_int(n_frames, "n_frames", minimum=0)
-        ptr = np.asarray(indptr)
-        pix = np.asarray(pixels)
-        cnt = np.asarray(counts)
-        if ptr.shape != (n + 1,) or not np.issubdtype(ptr.dtype, np.integer):
-            raise UsageError(f"must be integers of shape ({n + 1},)", argument="indptr")
-        if pix.ndim != 1 or (pix.size and not np.issubdtype(pix.dtype, np.integer)):
-            raise UsageError("must be a 1-D integer array", argument="pixels")
-        if cnt.shape != pix.shape or not (
-            np.issubdtype(cnt.dtype, np.integer) or np.issubdtype(cnt.dtype, np.floating)
-        ):
-            raise UsageError(f"must be numbers of shape {pix.shape}", argument="counts")
-        if ptr[0] != 0 or ptr[-1] != pix.size or np.any(np.diff(ptr) < 0):
-            raise UsageError(
-                f"must start at 0, never decrease and end at len(pixels) = {pix.size}",
-                argument="indptr",
-            )
-        if pix.size and (pix.min() < 0 or pix.max() >= self.n_pixels):
-            raise UsageError(f"values must lie in [0, {self.n_pixels})", argument="pixels")
+        ptr, pix, cnt = check_events(n, indptr, pixels, counts)
         if n == 0:
             return
-        ptr64 = ptr.astype(np.int64, copy=False)
-        pix64 = pix.astype(np.int64, copy=False)
-        # integer counts go through uint16 blocks (half the traffic of float32)
-        narrow = np.issubdtype(cnt.dtype, np.integer) and (
-            cnt.size == 0 or (int(cnt.min()) >= 0 and int(cnt.max()) <= 0xFFFF)
-        )
-        counts = cnt.astype(np.uint16 if narrow else np.float32, copy=False)
-        column = self._columns()
-        step = max(1, min(n, _BLOCK_BYTES // (4 * self.n_corr)))
-        block = np.empty((step, self.n_corr), dtype=counts.dtype)
+        if self._stage is None:
+            self._stage = EventStage(
+                self._columns(), n_threads=self.thread_count(), pool=shared_pool
+            )
+        self._stage.add(ptr, pix, cnt, self._runner(state))
+
+    @property
+    def pending(self) -> int:
+        """Frames staged by :meth:`feed_sparse` and not yet in the state."""
+        return 0 if self._stage is None else self._stage.pending
+
+    def flush(self, state: CorrelatorState) -> None:
+        """Correlate the staged frames into ``state`` (before it is read or fed dense frames)."""
+        if self._stage is not None:
+            self._stage.flush(self._runner(state))
+
+    def _runner(self, state: CorrelatorState) -> Callable[[NDArray[Any]], None]:
+        """Correlates rows of the correlated pixels into ``state`` (each frame scaled)."""
         if self._identity is None:
             self._identity = np.arange(self.n_corr, dtype=np.intp)
-        for f0 in range(0, n, step):
-            out = block[: min(step, n - f0)]
-            if not self._densify(ptr64, pix64, counts, column, f0, out, 0xFFFF if narrow else -1):
-                out = np.empty(out.shape, dtype=np.float32)  # a sum overflowed uint16
-                self._densify(ptr64, pix64, counts.astype(np.float32), column, f0, out, -1)
-            if self.normalize_frame:
-                scale = self._scale_from_sums(out.sum(axis=1, dtype=np.float64))
-            else:
-                scale = np.ones(out.shape[0], dtype=np.float32)
-            self.run_dense(state, out, scale, self._identity)
+        identity = self._identity
 
-    def _densify(
-        self,
-        indptr: NDArray[np.int64],
-        pixels: NDArray[np.int64],
-        counts: NDArray[Any],
-        column: NDArray[np.int64],
-        f0: int,
-        out: NDArray[Any],
-        top: int,
-    ) -> bool:
-        """:func:`densify_csr` with the frames split over the worker threads."""
-        n = out.shape[0]
-        n_threads = max(1, min(self.thread_count(), n))
-        if n_threads == 1:
-            return bool(densify_csr(indptr, pixels, counts, column, f0, out, top))
-        bounds = [n * i // n_threads for i in range(n_threads + 1)]
-        futures = [
-            shared_pool(n_threads).submit(
-                densify_csr, indptr, pixels, counts, column, f0 + a, out[a:b], top
-            )
-            for a, b in itertools.pairwise(bounds)
-        ]
-        results = [bool(f.result()) for f in futures]  # wait for every thread
-        return all(results)
+        def run(rows: NDArray[Any]) -> None:
+            if self.normalize_frame:
+                scale = self._scale_from_sums(rows.sum(axis=1, dtype=np.float64))
+            else:
+                scale = np.ones(rows.shape[0], dtype=np.float32)
+            self.run_dense(state, rows, scale, identity)
+
+        return run
 
     def _columns(self) -> NDArray[np.int64]:
-        if self._column is None:
-            column = np.full(self.n_pixels, -1, dtype=np.int64)
-            column[self.pixel_index] = np.arange(self.n_corr, dtype=np.int64)
-            self._column = column
-        return self._column
+        column = np.full(self.n_pixels, -1, dtype=np.int64)
+        column[self.pixel_index] = np.arange(self.n_corr, dtype=np.int64)
+        return column

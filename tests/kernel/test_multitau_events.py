@@ -1,0 +1,127 @@
+"""Event lists through the staging block: when frames reach the kernel, and that
+staging never changes a result, loses a frame or keeps a bad call's frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from xpcs_kernel.errors import UsageError
+from xpcs_kernel.multitau import events
+from xpcs_kernel.multitau.correlator import MultiTauCorrelator, PixelBins, delay_list, multitau
+from xpcs_kernel.multitau.events import check_events
+
+from .test_multitau import random_bins
+from .test_multitau_stream import assert_same, to_csr
+
+N_FRAMES, N_PIXELS = 61, 300
+BLOCK_FRAMES = 7
+
+
+@pytest.fixture
+def small_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A staging block of 7 frames (float32 sizing: 4 bytes per correlated pixel)."""
+    monkeypatch.setattr(events, "BLOCK_BYTES", 4 * N_PIXELS * BLOCK_FRAMES)
+
+
+@pytest.fixture(scope="module")
+def frames() -> NDArray[np.uint16]:
+    return np.random.default_rng(7).poisson(0.3, size=(N_FRAMES, N_PIXELS)).astype(np.uint16)
+
+
+@pytest.fixture(scope="module")
+def bins() -> PixelBins:
+    return random_bins(np.random.default_rng(8), N_PIXELS)
+
+
+def in_kernel(corr: MultiTauCorrelator) -> int:
+    """Frames the kernel has correlated into the state (staged ones excluded)."""
+    return corr._state.n_frames
+
+
+@pytest.mark.usefixtures("small_block")
+def test_frames_wait_until_the_block_is_full(frames: NDArray[np.uint16]) -> None:
+    corr = MultiTauCorrelator(N_PIXELS)
+    seen = []
+    for start in range(0, 12, 3):
+        block = frames[start : start + 3]
+        corr.feed_sparse(3, *to_csr(block))
+        seen.append((corr.n_frames, in_kernel(corr)))
+    # 3 and 6 staged; the 9th frame fills the 7-frame block; 12 = 7 + 5 staged
+    assert seen == [(3, 0), (6, 0), (9, 7), (12, 7)]
+    # the delays count the staged frames (12 frames: delays 1..8 and 10)
+    assert corr.delay_scheme().delays.tolist() == delay_list(12).delays.tolist()
+    assert corr.delay_scheme().pair_counts[0] == 11
+
+
+@pytest.mark.usefixtures("small_block")
+def test_reading_or_feeding_dense_flushes_and_results_equal_dense(
+    frames: NDArray[np.uint16], bins: PixelBins
+) -> None:
+    expected = multitau(frames, bins, path="dense")
+    corr = MultiTauCorrelator(N_PIXELS)
+    corr.feed_sparse(5, *to_csr(frames[:5]))
+    partial = corr.g2(bins)  # a read correlates the 5 staged frames
+    assert in_kernel(corr) == 5
+    assert_same(partial, multitau(frames[:5], bins, path="dense"))
+    corr.feed_sparse(4, *to_csr(frames[5:9]))
+    corr.feed(frames[9:20])  # dense frames come after the 4 staged ones
+    assert in_kernel(corr) == 20
+    corr.feed_sparse(30, *to_csr(frames[20:50]))  # more than a block in one call
+    resumed = MultiTauCorrelator.from_state(corr.state())  # state() flushes too
+    assert resumed.n_frames == 50
+    resumed.feed_sparse(11, *to_csr(frames[50:]))
+    assert_same(resumed.g2(bins), expected)
+
+
+@pytest.mark.usefixtures("small_block")
+def test_a_bad_pixel_keeps_nothing_of_its_call(
+    frames: NDArray[np.uint16], bins: PixelBins
+) -> None:
+    corr = MultiTauCorrelator(N_PIXELS)
+    corr.feed_sparse(2, *to_csr(frames[:2]))
+    for n in (3, 20):  # within the block's room (one scatter), and beyond it (checked first)
+        indptr, pixels, counts = to_csr(frames[2 : 2 + n])
+        pixels = pixels.copy()
+        pixels[-1] = N_PIXELS  # one past the detector
+        with pytest.raises(UsageError) as info:
+            corr.feed_sparse(n, indptr, pixels, counts)
+        assert info.value.argument == "pixels"
+        assert f"[0, {N_PIXELS})" in str(info.value)
+        assert (corr.n_frames, in_kernel(corr)) == (2, 0)
+    corr.feed_sparse(N_FRAMES - 2, *to_csr(frames[2:]))
+    assert_same(corr.g2(bins), multitau(frames, bins, path="dense"))
+
+
+@pytest.mark.usefixtures("small_block")
+def test_a_sum_above_uint16_goes_through_float32_in_order(bins: PixelBins) -> None:
+    rng = np.random.default_rng(3)
+    dense = rng.poisson(2.0, size=(12, N_PIXELS)).astype(np.float64)
+    dense[4, 10] = 80_000.0  # two events of 40,000 at one pixel in frame 4
+    indptr, pixels, counts = to_csr(dense.astype(np.uint32))
+    counts = counts.astype(np.int64)
+    k = int(np.flatnonzero(pixels[indptr[4] : indptr[5]] == 10)[0]) + int(indptr[4])
+    counts[k] = 40_000
+    pixels = np.insert(pixels, k, 10)
+    counts = np.insert(counts, k, 40_000)
+    indptr = indptr.copy()
+    indptr[5:] += 1
+    corr = MultiTauCorrelator(N_PIXELS)
+    corr.feed_sparse(3, indptr[:4], pixels[: indptr[3]], counts[: indptr[3]])  # staged
+    rest = indptr[3:] - indptr[3]
+    corr.feed_sparse(9, rest, pixels[indptr[3] :], counts[indptr[3] :])
+    assert_same(corr.g2(bins), multitau(dense, bins, path="dense"))
+
+
+def test_check_events_narrows_counts_without_a_pass_when_it_can() -> None:
+    indptr = np.array([0, 2])
+    pixels = np.array([0, 1], dtype=np.int32)
+    u16 = np.array([3, 65_535], dtype=np.uint16)
+    ptr, pix, cnt = check_events(1, indptr, pixels, u16)
+    assert cnt is u16  # no copy
+    assert (ptr.dtype, pix.dtype) == (np.int64, np.int64)
+    assert check_events(1, indptr, pixels, np.array([3, 65_535]))[2].dtype == np.uint16
+    assert check_events(1, indptr, pixels, np.array([3, 65_536]))[2].dtype == np.float32
+    assert check_events(1, indptr, pixels, np.array([-1, 2]))[2].dtype == np.float32
+    assert check_events(1, indptr, pixels, np.array([0.5, 2.0]))[2].dtype == np.float32
