@@ -101,3 +101,21 @@ def test_decode_events_equals_numpy() -> None:
     assert counts.dtype == ref_counts.dtype
     np.testing.assert_array_equal(pixels, ref_pixels)
     np.testing.assert_array_equal(counts, ref_counts)
+
+
+def test_reads_reuse_one_word_buffer_and_return_their_own_arrays(tmp_path: Path) -> None:
+    words = _events(5)
+    path = tmp_path / "e.bin"
+    words.astype("<u8").tofile(path)
+    with open_frames(path, format="rigaku", frame_shape=SHAPE) as source:
+        whole = source.read_sparse(0, source.n_frames).to_dense(np.uint16)
+        big = source.read_sparse(0, 30)
+        kept = (big.pixels.copy(), big.counts.copy())
+        small = source.read_sparse(20, 25)  # a shorter read into the same buffer
+        again = source.read_sparse(2, 39)  # a longer one: the buffer grows
+        # earlier results are not views of the buffer
+        np.testing.assert_array_equal(big.pixels, kept[0])
+        np.testing.assert_array_equal(big.counts, kept[1])
+        np.testing.assert_array_equal(small.to_dense(np.uint16), whole[20:25])
+        np.testing.assert_array_equal(again.to_dense(np.uint16), whole[2:39])
+        np.testing.assert_array_equal(big.to_dense(np.uint16), whole[:30])

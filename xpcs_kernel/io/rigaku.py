@@ -102,6 +102,7 @@ class RigakuFrameSource(FrameSource):
         self.frame_shape = (int(shape[0]), int(shape[1]))
         self.dtype = np.dtype(np.uint16)
         self.is_sparse = True
+        self._words: NDArray[np.uint64] | None = None
         try:
             self._handle: io.BufferedReader | None = open(self.path, "rb")  # noqa: SIM115
         except FileNotFoundError as err:
@@ -191,15 +192,21 @@ class RigakuFrameSource(FrameSource):
         first, end = int(self._indptr[start]), int(self._indptr[stop])
         handle = self._fh()
         handle.seek(first * 8)
-        words = np.fromfile(handle, dtype="<u8", count=end - first)
-        if words.size != end - first:
+        # one buffer for the raw words, reused: a fresh one per chunk is memory
+        # touched for the first time (page faults) on every chunk
+        if self._words is None or self._words.size < end - first:
+            self._words = None
+            self._words = np.empty(end - first, dtype="<u8")
+        words = self._words[: end - first]
+        got = handle.readinto(words.data.cast("B")) // 8
+        if got != end - first:
             raise FrameFormatError(
                 "file shrank while open",
                 path=self.path,
                 key=f"frame {start}",
                 offset=first * 8,
                 expected=f"{end - first} words",
-                found=str(words.size),
+                found=str(got),
             )
         pixels, counts = decode_events(words)
         return SparseFrames(
@@ -210,6 +217,7 @@ class RigakuFrameSource(FrameSource):
         return self.read_sparse(start, stop).to_dense(np.uint16)
 
     def close(self) -> None:
+        self._words = None
         if self._handle is not None:
             self._handle.close()
             self._handle = None
