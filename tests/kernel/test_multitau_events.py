@@ -114,14 +114,31 @@ def test_a_sum_above_uint16_goes_through_float32_in_order(bins: PixelBins) -> No
     assert_same(corr.g2(bins), multitau(dense, bins, path="dense"))
 
 
-def test_check_events_narrows_counts_without_a_pass_when_it_can() -> None:
+def test_check_events_passes_unsigned_counts_without_a_pass() -> None:
     indptr = np.array([0, 2])
     pixels = np.array([0, 1], dtype=np.int32)
-    u16 = np.array([3, 65_535], dtype=np.uint16)
-    ptr, pix, cnt = check_events(1, indptr, pixels, u16)
-    assert cnt is u16  # no copy
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        counts = np.array([3, 200], dtype=dtype)
+        ptr, pix, kept = check_events(1, indptr, pixels, counts)
+        assert kept is counts  # no copy, no min/max: the scatter checks the sums
     assert (ptr.dtype, pix.dtype) == (np.int64, np.int64)
     assert check_events(1, indptr, pixels, np.array([3, 65_535]))[2].dtype == np.uint16
     assert check_events(1, indptr, pixels, np.array([3, 65_536]))[2].dtype == np.float32
     assert check_events(1, indptr, pixels, np.array([-1, 2]))[2].dtype == np.float32
     assert check_events(1, indptr, pixels, np.array([0.5, 2.0]))[2].dtype == np.float32
+    big = np.array([3, 2**40], dtype=np.uint64)  # beyond what the int64 sum check can take
+    assert check_events(1, indptr, pixels, big)[2].dtype == np.float32
+
+
+@pytest.mark.usefixtures("small_block")
+def test_uint32_counts_above_uint16_are_exact(bins: PixelBins) -> None:
+    rng = np.random.default_rng(4)
+    dense = rng.poisson(1.0, size=(10, N_PIXELS)).astype(np.uint32)
+    dense[6, 3] = 70_000  # one event too large for the uint16 rows
+    corr = MultiTauCorrelator(N_PIXELS)
+    for start in (0, 4, 8):
+        block = dense[start : start + 4]
+        indptr, pixels, counts = to_csr(block)
+        assert counts.dtype == np.uint32
+        corr.feed_sparse(block.shape[0], indptr, pixels, counts)
+    assert_same(corr.g2(bins), multitau(dense.astype(np.float64), bins, path="dense"))

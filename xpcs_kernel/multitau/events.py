@@ -47,9 +47,11 @@ def check_events(
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[Any]]:
     """``(indptr, pixels, counts)`` ready for :meth:`EventStage.add`, or a :class:`UsageError`.
 
-    Counts come back as ``uint16`` when they are integers that fit (a free
-    view for ``uint16``, no pass over them for unsigned 8/16-bit), else as
-    float32. Pixel indices are range-checked by the scatter itself.
+    Unsigned counts of up to 32 bits come back as they are (no pass over
+    them: they go to ``uint16`` rows, and a sum that does not fit sends its
+    frames through float32 rows), other integers that fit as ``uint16``,
+    anything else as float32. Pixel indices are range-checked by the
+    scatter itself.
     """
     ptr = np.asarray(indptr)
     pix = np.asarray(pixels)
@@ -67,17 +69,15 @@ def check_events(
             f"must start at 0, never decrease and end at len(pixels) = {pix.size}",
             argument="indptr",
         )
-    if cnt.dtype.kind == "u" and cnt.dtype.itemsize <= 2:
-        narrow = True
-    elif cnt.dtype.kind in "ui":
-        narrow = cnt.size == 0 or (int(cnt.min()) >= 0 and int(cnt.max()) <= 0xFFFF)
+    if cnt.dtype.kind == "u" and cnt.dtype.itemsize <= 4:
+        kept = cnt  # as they are: the scatter checks each sum against uint16
+    elif cnt.dtype.kind in "ui" and (
+        cnt.size == 0 or (int(cnt.min()) >= 0 and int(cnt.max()) <= 0xFFFF)
+    ):
+        kept = cnt.astype(np.uint16)
     else:
-        narrow = False
-    return (
-        ptr.astype(np.int64, copy=False),
-        pix.astype(np.int64, copy=False),
-        cnt.astype(np.uint16 if narrow else np.float32, copy=False),
-    )
+        kept = cnt.astype(np.float32, copy=False)
+    return ptr.astype(np.int64, copy=False), pix.astype(np.int64, copy=False), kept
 
 
 class EventStage:
@@ -127,10 +127,11 @@ class EventStage:
         n = indptr.size - 1
         if n <= 0:
             return
-        top = 0xFFFF if counts.dtype == np.uint16 else -1
-        if self._block is not None and self._block.dtype != counts.dtype:
+        dtype = np.dtype(np.uint16 if counts.dtype.kind == "u" else np.float32)
+        top = 0xFFFF if dtype == np.uint16 else -1
+        if self._block is not None and self._block.dtype != dtype:
             self.flush(run)
-        block = self._rows(counts.dtype)
+        block = self._rows(dtype)
         # a call that reaches the kernel before its last scatter is checked first
         reaches = n > block.shape[0] - self.pending and pixels.size > 0
         if reaches and (int(pixels.min()) < 0 or int(pixels.max()) >= self._column.size):
