@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+import xpcs_kernel.io.chunks as chunks_module
 from xpcs_kernel.io import (
     FrameChunk,
     FrameSelection,
@@ -264,6 +265,24 @@ def test_auto_chunks_respect_budget_and_hdf5_chunking(
         assert all(size % 5 == 0 for size in sizes[:-1])  # whole 5-frame HDF5 chunks
         np.testing.assert_array_equal(collect(chunks), frames)
         (whole,) = iter_chunks(source)  # default budget: everything at once
+        assert whole.n_frames == N
+
+
+@pytest.mark.parametrize("kind", ["rigaku", "imm-sparse"])
+def test_event_chunks_stay_small_whatever_the_budget(
+    kind: str,
+    files: dict[str, Path],
+    frames: NDArray[np.uint16],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with open_kind(kind, files, frames) as source:
+        per_frame = 2 * source.frame_nbytes(sparse=True)  # as read, plus a conversion
+        monkeypatch.setattr(chunks_module, "SPARSE_CHUNK_BYTES", 3 * per_frame)
+        chunks = list(iter_chunks(source, memory_budget=1 << 40))
+        assert [c.n_frames for c in chunks[:-1]] == [3] * (len(chunks) - 1)
+        np.testing.assert_array_equal(collect(chunks), frames)
+        # dense chunks of the same source are not capped
+        (whole,) = iter_chunks(source, sparse=False, memory_budget=1 << 40)
         assert whole.n_frames == N
 
 
