@@ -17,8 +17,12 @@ import concurrent.futures
 import hashlib
 import os
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
-__all__ = ["sha256_file", "start_sha256"]
+__all__ = ["sha256_file", "start_in_thread", "start_sha256"]
+
+T = TypeVar("T")
 
 _BLOCK = 8 * 2**20
 
@@ -32,22 +36,28 @@ def sha256_file(path: str | os.PathLike[str], *, block: int = _BLOCK) -> str:
     return digest.hexdigest()
 
 
-def start_sha256(path: str | os.PathLike[str]) -> concurrent.futures.Future[str]:
-    """:func:`sha256_file` of ``path`` in a daemon thread, started now.
+def start_in_thread(task: Callable[[], T], *, name: str) -> concurrent.futures.Future[T]:
+    """Run ``task`` in a daemon thread, started now; its future holds the result.
 
-    The future holds the hex digest, or the exception the read raised. The
+    The future holds what ``task`` returned, or the exception it raised. The
     thread is a daemon: a process that exits before it is done (a failed
     run) is not kept waiting for it.
     """
-    future: concurrent.futures.Future[str] = concurrent.futures.Future()
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
     def work() -> None:
         if not future.set_running_or_notify_cancel():
             return
         try:
-            future.set_result(sha256_file(path))
+            future.set_result(task())
         except BaseException as err:  # whatever it is, the waiter gets it and never hangs
             future.set_exception(err)
 
-    threading.Thread(target=work, name="xpcs-hash", daemon=True).start()
+    threading.Thread(target=work, name=name, daemon=True).start()
     return future
+
+
+def start_sha256(path: str | os.PathLike[str]) -> concurrent.futures.Future[str]:
+    """:func:`sha256_file` of ``path`` in a daemon thread, started now (see
+    :func:`start_in_thread`)."""
+    return start_in_thread(lambda: sha256_file(path), name="xpcs-hash")

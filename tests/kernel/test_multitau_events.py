@@ -142,3 +142,21 @@ def test_uint32_counts_above_uint16_are_exact(bins: PixelBins) -> None:
         assert counts.dtype == np.uint32
         corr.feed_sparse(block.shape[0], indptr, pixels, counts)
     assert_same(corr.g2(bins), multitau(dense.astype(np.float64), bins, path="dense"))
+
+
+def test_prefault_changes_nothing_and_never_clears_a_fed_state(
+    frames: NDArray[np.uint16], bins: PixelBins
+) -> None:
+    expected = multitau(frames, bins, path="dense")
+    corr = MultiTauCorrelator(N_PIXELS)
+    corr.prefault(N_FRAMES)
+    corr.feed_sparse(20, *to_csr(frames[:20]))  # staged: the state is still empty
+    corr.prefault(N_FRAMES)
+    corr.feed(frames[20:30])
+    corr.prefault(N_FRAMES)  # after frames: must not zero the state
+    corr.feed_sparse(N_FRAMES - 30, *to_csr(frames[30:]))
+    assert_same(corr.g2(bins), expected)
+    dense = MultiTauCorrelator(N_PIXELS)
+    dense.prefault(10 * N_FRAMES)  # more levels than the frames will use
+    dense.feed(frames)
+    assert_same(dense.g2(bins), expected)

@@ -138,6 +138,15 @@ class MultiTauCorrelator:
         """
         self._engine.feed_dense(self._state, frames)
 
+    def prefault(self, n_frames: int) -> None:
+        """Touch the state that ``n_frames`` frames will use, before the first feed.
+
+        Optional: it moves the cost of first writes to fresh memory out of the
+        first :meth:`feed`. Call it before feeding, from any thread, and
+        finish it before the first feed (it writes zeros into the state).
+        """
+        self._state.prefault(n_frames)
+
     def feed_sparse(
         self,
         n_frames: int,

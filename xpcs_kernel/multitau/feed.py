@@ -274,11 +274,14 @@ class FeedEngine:
         ptr, pix, cnt = check_events(n, indptr, pixels, counts)
         if n == 0:
             return
+        self._events().add(ptr, pix, cnt, self._runner(state))
+
+    def _events(self) -> EventStage:
         if self._stage is None:
             self._stage = EventStage(
                 self._columns(), n_threads=self.thread_count(), pool=shared_pool
             )
-        self._stage.add(ptr, pix, cnt, self._runner(state))
+        return self._stage
 
     @property
     def pending(self) -> int:

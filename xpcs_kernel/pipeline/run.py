@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from xpcs_kernel._version import __version__
+from xpcs_kernel.digest import start_in_thread
 from xpcs_kernel.errors import CorrelationError
 from xpcs_kernel.io import (
     FrameChunk,
@@ -244,8 +245,19 @@ def stream_run(run: PreparedRun, progress: ProgressCallback | None = None) -> St
     try:
         t = time.perf_counter()
         dtype = kernel_dtype(run)
+        # fresh memory is paid for on first write: touch the state on the core
+        # that is idle while the kernels load (the reader has one chunk ahead)
+        prefault = (
+            start_in_thread(
+                lambda: mt.prefault(dtype, events=run.use_sparse), name="xpcs-prefault"
+            )
+            if mt is not None
+            else None
+        )
         if dtype.kind in "uif":  # others are converted before the kernels
             warm_for_run(dtype, sink=mt, sparse=run.use_sparse, twotime=run.options.wants_twotime)
+        if prefault is not None:
+            prefault.result()  # done before the first chunk writes into the state
         t = timer.add("compile", t)
         for chunk, _read_s, saxs_s in reader:
             timer.totals["saxs"] = timer.totals.get("saxs", 0.0) + saxs_s
