@@ -211,8 +211,11 @@ def test_rigaku_out_of_order(tmp_path: Path, frames: NDArray[np.uint16]) -> None
     k = int(np.searchsorted(frame_of, 4))  # first word of frame 4
     words[[k - 1, k]] = words[[k, k - 1]]  # last word of frame 3 now after frame 4's
     words.tofile(path)
-    with pytest.raises(FrameFormatError, match="out of order") as err:
-        open_frames(path, frame_shape=(H, W))
+    with (
+        open_frames(path, frame_shape=(H, W)) as source,
+        pytest.raises(FrameFormatError, match="out of order") as err,
+    ):
+        source.read_sparse(0, source.n_frames)  # a read checks its words
     assert err.value.path == os.fspath(path)
     assert err.value.offset == k * 8
     assert err.value.found == "frame 3"
@@ -223,9 +226,13 @@ def test_rigaku_pixel_beyond_frame(tmp_path: Path, frames: NDArray[np.uint16]) -
     words = np.fromfile(path, dtype="<u8")
     pixels = (words >> np.uint64(16)) & np.uint64(2**21 - 1)
     first_bad = int(np.argmax(pixels >= (H - 1) * W))
-    with pytest.raises(FrameFormatError, match="pixel index beyond") as err:
-        open_frames(path, frame_shape=(H - 1, W))
+    with (
+        open_frames(path, frame_shape=(H - 1, W)) as source,
+        pytest.raises(FrameFormatError, match="pixel index beyond") as err,
+    ):
+        source.read_sparse(0, source.n_frames)
     assert err.value.offset == first_bad * 8
+    assert err.value.expected == f"pixel < {(H - 1) * W}"
     with open_frames(path, frame_shape=(H, W)) as source:  # the right shape is fine
         assert source.n_frames == N
 

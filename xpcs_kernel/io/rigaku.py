@@ -18,6 +18,7 @@ than shifted silently.
 
 from __future__ import annotations
 
+import bisect
 import io
 import os
 from pathlib import Path
@@ -28,10 +29,10 @@ from numpy.typing import NDArray
 
 from xpcs_kernel.errors import FrameFormatError, UsageError
 from xpcs_kernel.io._rigaku_kernels import (
-    SCAN_OUT_OF_ORDER,
-    SCAN_PIXEL_RANGE,
-    decode_events,
-    scan_block,
+    DECODE_OUT_OF_ORDER,
+    DECODE_PIXEL_RANGE,
+    decode_block,
+    frame_of_word,
 )
 from xpcs_kernel.io._writing import FramesLike, atomic_path, check_integer_range, iter_frame_blocks
 from xpcs_kernel.io.base import FrameSource, SparseFrames
@@ -44,7 +45,6 @@ RIGAKU_MODULE_SHAPE = (512, 1024)
 _PIXEL_MASK = np.uint64(2**21 - 1)
 _COUNT_MASK = np.uint64(0xFFF)
 _MAX_FRAMES = 2**24
-_SCAN_WORDS = 4 * 2**20  # words per block while building the table of contents
 
 
 def decode_rigaku_words(
@@ -60,10 +60,12 @@ def decode_rigaku_words(
 class RigakuFrameSource(FrameSource):
     """Frames from a Rigaku 64-bit sparse ``.bin`` file.
 
-    The file is scanned once at open, in blocks (one compiled pass each), to
-    check the frame order and pixel range and to index where each frame
-    starts; frames are then read on demand. Native dtype is ``uint16``
-    (counts are 12-bit, never truncated).
+    Opening reads the last word only (the frame count); where a read's
+    frames start is found by a binary search over the sorted words, and the
+    words of every read are checked (frame order, pixel range) in the same
+    compiled pass that splits them: reading every frame checks the whole
+    file, and nothing is read twice. Native dtype is ``uint16`` (counts are
+    12-bit, never truncated).
 
     Parameters
     ----------
@@ -78,9 +80,9 @@ class RigakuFrameSource(FrameSource):
     Raises
     ------
     FrameFormatError
-        If the file is empty, its size is not a multiple of 8 bytes, frames
-        are out of order or a pixel index is beyond ``H * W``; ``offset`` is
-        the byte offset of the offending word.
+        If the file is empty or its size is not a multiple of 8 bytes (at
+        open), or, when read, frames are out of order or a pixel index is
+        beyond ``H * W``; ``offset`` is the byte offset of the offending word.
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class RigakuFrameSource(FrameSource):
                 argument="frame_shape",
             )
         self.frame_shape = (int(shape[0]), int(shape[1]))
+        self._n_pixels = self.frame_shape[0] * self.frame_shape[1]
         self.dtype = np.dtype(np.uint16)
         self.is_sparse = True
         self._words: NDArray[np.uint64] | None = None
@@ -110,12 +113,12 @@ class RigakuFrameSource(FrameSource):
         except OSError as err:
             raise FrameFormatError(f"cannot open file: {err}", path=self.path) from err
         try:
-            self._build_index(self._handle, n_frames)
+            self._read_layout(self._handle, n_frames)
         except BaseException:
             self._handle.close()
             raise
 
-    def _build_index(self, handle: io.BufferedReader, n_frames: int | None) -> None:
+    def _read_layout(self, handle: io.BufferedReader, n_frames: int | None) -> None:
         size = os.fstat(handle.fileno()).st_size
         if size == 0:
             raise FrameFormatError("empty file: no frames", path=self.path, offset=0)
@@ -128,41 +131,11 @@ class RigakuFrameSource(FrameSource):
                 found=f"{size % 8} trailing bytes",
             )
         total = size // 8
-        n_pixels = self.frame_shape[0] * self.frame_shape[1]
+        self._n_words = total
+        self._fd = handle.fileno()
         # frames are sorted, so the last word names the last frame (a file out of
-        # order fails the scan below before the table could overflow)
-        handle.seek((total - 1) * 8)
-        top = int(np.fromfile(handle, dtype="<u8", count=1)[0] >> np.uint64(40))
-        indptr = np.zeros(top + 2, dtype=np.int64)
-        last = -1
-        handle.seek(0)
-        buffer = np.empty(min(_SCAN_WORDS, total), dtype="<u8")  # one buffer, reused
-        for block_start in range(0, total, _SCAN_WORDS):
-            words = buffer[: min(_SCAN_WORDS, total - block_start)]
-            if handle.readinto(words.data.cast("B")) != words.nbytes:
-                raise FrameFormatError(
-                    "file shrank while open", path=self.path, offset=block_start * 8
-                )
-            status, i, last = scan_block(
-                words, first_word=block_start, last_frame=last, n_pixels=n_pixels, indptr=indptr
-            )
-            if status == SCAN_OUT_OF_ORDER:
-                raise FrameFormatError(
-                    "frames out of order",
-                    path=self.path,
-                    offset=(block_start + i) * 8,
-                    expected=f"frame >= {last}",
-                    found=f"frame {int(words[i] >> np.uint64(40))}",
-                )
-            if status == SCAN_PIXEL_RANGE:
-                pixel = int((words[i] >> np.uint64(16)) & _PIXEL_MASK)
-                raise FrameFormatError(
-                    f"pixel index beyond the {self.frame_shape} frame (wrong frame_shape?)",
-                    path=self.path,
-                    offset=(block_start + i) * 8,
-                    expected=f"pixel < {n_pixels}",
-                    found=str(pixel),
-                )
+        # order fails the check of the read that holds the disorder)
+        last = self._frame_at(total - 1)
         n_found = last + 1
         if n_frames is not None:
             if n_frames < n_found:
@@ -171,11 +144,41 @@ class RigakuFrameSource(FrameSource):
                     argument="n_frames",
                 )
             n_found = int(n_frames)
-        table = np.full(n_found + 1, total, dtype=np.int64)  # frames after the last: empty
-        table[: last + 1] = indptr[: last + 1]
-        self._indptr = table
         self.n_frames = n_found
-        self._n_words = total
+        self._last_frame = last
+        # word offsets found so far, frame -> first word with a frame >= it
+        self._known_frames: list[int] = [0]
+        self._known_words: list[int] = [0]
+
+    def _frame_at(self, word: int) -> int:
+        raw = os.pread(self._fd, 8, word * 8)
+        if len(raw) != 8:
+            raise FrameFormatError("file shrank while open", path=self.path, offset=word * 8)
+        return frame_of_word(int.from_bytes(raw, "little"))
+
+    def _offset(self, frame: int) -> int:
+        """Index of the first word whose frame is ``>= frame`` (a binary search).
+
+        Searches between the nearest offsets found before, so offsets only
+        grow with the frame even in a file out of order (which the reads of
+        the words in between then report).
+        """
+        if frame > self._last_frame:
+            return self._n_words
+        k = bisect.bisect_left(self._known_frames, frame)
+        if k < len(self._known_frames) and self._known_frames[k] == frame:
+            return self._known_words[k]
+        lo = self._known_words[k - 1]
+        hi = self._known_words[k] if k < len(self._known_frames) else self._n_words
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._frame_at(mid) < frame:
+                lo = mid + 1
+            else:
+                hi = mid
+        self._known_frames.insert(k, frame)
+        self._known_words.insert(k, lo)
+        return lo
 
     def _fh(self) -> io.BufferedReader:
         if self._handle is None:
@@ -189,7 +192,7 @@ class RigakuFrameSource(FrameSource):
 
     def read_sparse(self, start: int, stop: int) -> SparseFrames:
         self._check_range(start, stop)
-        first, end = int(self._indptr[start]), int(self._indptr[stop])
+        first, end = self._offset(start), self._offset(stop)
         handle = self._fh()
         handle.seek(first * 8)
         # one buffer for the raw words, reused: a fresh one per chunk is memory
@@ -208,10 +211,28 @@ class RigakuFrameSource(FrameSource):
                 expected=f"{end - first} words",
                 found=str(got),
             )
-        pixels, counts = decode_events(words)
-        return SparseFrames(
-            self.frame_shape, self._indptr[start : stop + 1] - first, pixels, counts
-        )
+        out = decode_block(words, start=start, stop=stop, n_pixels=self._n_pixels)
+        if out.status == DECODE_OUT_OF_ORDER:
+            found = frame_of_word(int(words[out.word]))
+            raise FrameFormatError(
+                "frames out of order",
+                path=self.path,
+                offset=(first + out.word) * 8,
+                expected=f"frame >= {out.last_frame}"
+                if found < out.last_frame
+                else f"frame < {stop} (the words of frames {start}..{stop - 1})",
+                found=f"frame {found}",
+            )
+        if out.status == DECODE_PIXEL_RANGE:
+            pixel = int((words[out.word] >> np.uint64(16)) & _PIXEL_MASK)
+            raise FrameFormatError(
+                f"pixel index beyond the {self.frame_shape} frame (wrong frame_shape?)",
+                path=self.path,
+                offset=(first + out.word) * 8,
+                expected=f"pixel < {self._n_pixels}",
+                found=str(pixel),
+            )
+        return SparseFrames(self.frame_shape, out.indptr, out.pixels, out.counts)
 
     def read_dense(self, start: int, stop: int) -> NDArray[Any]:
         return self.read_sparse(start, stop).to_dense(np.uint16)
