@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xpcs_kernel.errors import FrameFormatError
+from xpcs_kernel.errors import FrameFormatError, UsageError
 from xpcs_kernel.io import open_frames, rigaku
 from xpcs_kernel.io._rigaku_kernels import DECODE_OK, DECODE_OUT_OF_ORDER, decode_block
 from xpcs_kernel.io.rigaku import decode_rigaku_words
@@ -129,3 +129,13 @@ def test_reads_reuse_one_word_buffer_and_return_their_own_arrays(tmp_path: Path)
         np.testing.assert_array_equal(small.to_dense(np.uint16), whole[20:25])
         np.testing.assert_array_equal(again.to_dense(np.uint16), whole[2:39])
         np.testing.assert_array_equal(big.to_dense(np.uint16), whole[:30])
+
+
+def test_a_closed_source_says_so_before_any_search(tmp_path: Path) -> None:
+    words = _events(6)
+    path = tmp_path / "c.bin"
+    words.astype("<u8").tofile(path)
+    source = open_frames(path, format="rigaku", frame_shape=SHAPE)
+    source.close()
+    with pytest.raises(UsageError, match="closed"):
+        source.read_sparse(3, 9)  # offsets never searched: no read of a closed descriptor

@@ -132,7 +132,6 @@ class RigakuFrameSource(FrameSource):
             )
         total = size // 8
         self._n_words = total
-        self._fd = handle.fileno()
         # frames are sorted, so the last word names the last frame (a file out of
         # order fails the check of the read that holds the disorder)
         last = self._frame_at(total - 1)
@@ -151,7 +150,7 @@ class RigakuFrameSource(FrameSource):
         self._known_words: list[int] = [0]
 
     def _frame_at(self, word: int) -> int:
-        raw = os.pread(self._fd, 8, word * 8)
+        raw = os.pread(self._fh().fileno(), 8, word * 8)
         if len(raw) != 8:
             raise FrameFormatError("file shrank while open", path=self.path, offset=word * 8)
         return frame_of_word(int.from_bytes(raw, "little"))
@@ -192,8 +191,8 @@ class RigakuFrameSource(FrameSource):
 
     def read_sparse(self, start: int, stop: int) -> SparseFrames:
         self._check_range(start, stop)
+        handle = self._fh()  # closed: a UsageError before any search
         first, end = self._offset(start), self._offset(stop)
-        handle = self._fh()
         handle.seek(first * 8)
         # one buffer for the raw words, reused: a fresh one per chunk is memory
         # touched for the first time (page faults) on every chunk
