@@ -7,6 +7,8 @@ reads and correlates, and the ``correlate`` command starts the hash even
 earlier, with :func:`start_sha256`, before it imports numba and the kernels
 (0.3-0.4 s during which the second core is otherwise idle). hashlib and
 file reads release the GIL, so the hash overlaps Python work.
+:func:`start_in_thread` is the one helper for such work beside a run (the
+pipeline also touches a streamed run's state with it while kernels load).
 
 This module imports nothing beyond the standard library.
 """
