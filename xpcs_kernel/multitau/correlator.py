@@ -19,7 +19,8 @@ q-map (50,644 correlated pixels) in 0.034 s, 3.8e9 detector pixel-frames/s,
 reduction included; 1 Mpx x 500 frames in 0.165 s, 3.2e9. The streaming
 correlator reads and writes the state of the levels that receive frames (about
 0.9 kB per pixel for 32-128 frames), so small chunks cost more per frame (1 Mpx
-in 58-128 frame chunks: 1.1-1.7e9); :func:`stream_memory_budget` sizes the
+in 58-128 frame chunks: 1.1-1.7e9; :meth:`MultiTauCorrelator.feed` takes two
+arrays per call for that); :func:`stream_memory_budget` sizes the
 pipeline's chunks from the state, and ``correlate_file`` on 1 Mpx x 10,000
 uint8 LZ4 frames peaked at 1.38 GB RSS. Products are float32 (frames converted
 per tile), summed in float32 over at most 32 frames and accumulated in float64.
@@ -123,20 +124,26 @@ class MultiTauCorrelator:
         """Frames fed so far (event frames still staged included)."""
         return self._state.n_frames + self._engine.pending
 
-    def feed(self, frames: NDArray[Any]) -> None:
+    def feed(self, frames: NDArray[Any], following: NDArray[Any] | None = None) -> None:
         """Correlate the next frames.
 
         Parameters
         ----------
         frames : array, shape (n, n_pixels) or (n, H, W) with ``H W = n_pixels``
             Any integer or float dtype (uint8/16/32, int, float32/64 avoid a copy).
+        following : array, optional
+            Frames that come right after ``frames`` (same layout). Two arrays of
+            one dtype are correlated in one pass, as if concatenated but without
+            a copy: every pass reads and writes the correlator's state, so two
+            short chunks cost less together than one after the other.
 
         Raises
         ------
         UsageError
-            If the shape or dtype is not acceptable (``argument="frames"``).
+            If the shape or dtype is not acceptable (``argument="frames"``);
+            then nothing of either array was fed.
         """
-        self._engine.feed_dense(self._state, frames)
+        self._engine.feed_dense(self._state, frames, following)
 
     def prefault(self, n_frames: int) -> None:
         """Touch the state that ``n_frames`` frames will use, before the first feed.

@@ -78,6 +78,20 @@ def _copy_rows(dst: NDArray[np.float32], src: NDArray[np.float32]) -> None:
             b[p] = a[p]
 
 
+@njit(cache=True, nogil=True)
+def _prefetch_frame(
+    frames: NDArray[Any], more: NDArray[Any], f: int, col: int, nbytes: int, step: int
+) -> None:
+    """Prefetch ``nbytes`` of new frame ``f`` (``frames``, then ``more``) from column ``col``."""
+    n1 = frames.shape[0]
+    if f < n1:
+        for b in range(0, nbytes, 64):
+            prefetch_row(frames, f, col + b // step)
+    elif f - n1 < more.shape[0]:
+        for b in range(0, nbytes, 64):
+            prefetch_row(more, f - n1, col + b // step)
+
+
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _load_carry(
     buf: NDArray[np.float32],
@@ -108,6 +122,7 @@ def _load_carry(
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def dense_feed(
     frames: NDArray[Any],
+    more: NDArray[Any],
     pixel_index: NDArray[np.intp],
     scale: NDArray[np.float32],
     n_before: int,
@@ -124,10 +139,13 @@ def dense_feed(
     headsum0: NDArray[np.float32],
     g2acc0: NDArray[np.float64],
 ) -> None:
-    """Correlate ``frames`` (n, n_columns) into the tile-major state, in place.
+    """Correlate ``frames`` and then ``more`` into the tile-major state, in place.
 
-    ``frames[i, pixel_index[p]] * scale[i]`` is the value of correlated pixel
-    ``p`` in the ``i``-th new frame; ``n_before`` frames were fed before. The
+    The ``n`` new frames are the rows of ``frames`` followed by those of
+    ``more`` (two arrays of one type, correlated as if concatenated but
+    without a copy; ``more`` may have no rows). ``frame[i, pixel_index[p]] *
+    scale[i]`` is the value of correlated pixel ``p`` in the ``i``-th of them;
+    ``n_before`` frames were fed before. The
     state arrays are described in :mod:`xpcs_kernel.multitau.state`; levels
     below ``n_active`` accumulate pair and head sums, all ``n_lev`` levels keep
     their carry, and only level 0 keeps its total (``total0``; the others
@@ -142,7 +160,8 @@ def dense_feed(
     ``BLOCK`` frames, an upper level once it has ``DEFER`` pending rows, and
     every touched level at the end of the call.
     """
-    n = frames.shape[0]
+    n1 = frames.shape[0]
+    n = n1 + more.shape[0]
     npix = pixel_index.shape[0]
     step = frames.itemsize  # bytes per pixel: prefetch one cache line (64 B) at a time
     w = 2 * dpl
@@ -200,22 +219,19 @@ def dense_feed(
             o = offs[0] + w
             if contiguous:
                 for i in range(m):
-                    ahead = c0 + i + PREFETCH
-                    if ahead < n:
-                        for b in range(0, pw * step, 64):
-                            prefetch_row(frames, ahead, first + b // step)
-                    src = frames[c0 + i, first : first + pw]
+                    _prefetch_frame(frames, more, c0 + i + PREFETCH, first, pw * step, step)
+                    f = c0 + i
+                    src = frames[f] if f < n1 else more[f - n1]
+                    src = src[first : first + pw]
                     s = scale[c0 + i]
                     dst = buf[o + i]
                     for p in range(pw):
                         dst[p] = np.float32(src[p]) * s
             elif runs:
                 for i in range(m):
-                    ahead = c0 + i + PREFETCH
-                    if ahead < n:
-                        for b in range(0, span * step, 64):
-                            prefetch_row(frames, ahead, first + b // step)
-                    row = frames[c0 + i]
+                    _prefetch_frame(frames, more, c0 + i + PREFETCH, first, span * step, step)
+                    f = c0 + i
+                    row = frames[f] if f < n1 else more[f - n1]
                     s = scale[c0 + i]
                     dst = buf[o + i]
                     for r in range(n_runs):
@@ -226,7 +242,8 @@ def dense_feed(
                             rd[j] = np.float32(rs[j]) * s
             else:
                 for i in range(m):
-                    row = frames[c0 + i]
+                    f = c0 + i
+                    row = frames[f] if f < n1 else more[f - n1]
                     s = scale[c0 + i]
                     dst = buf[o + i]
                     for p in range(pw):

@@ -43,7 +43,17 @@ def _feed_group(
     index = np.ascontiguousarray(index)
     n_lev, n_act = state.n_levels, state.n_active
     dense_feed(
-        frames, index, scale, 0, state.dpl, 0, state.n_tiles, n_lev, n_act, *state.kernel_arrays()
+        frames,
+        frames[:0],  # no second array
+        index,
+        scale,
+        0,
+        state.dpl,
+        0,
+        state.n_tiles,
+        n_lev,
+        n_act,
+        *state.kernel_arrays(),
     )
     state.n_frames = int(frames.shape[0])
 

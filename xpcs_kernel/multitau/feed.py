@@ -150,9 +150,28 @@ class FeedEngine:
         )
 
     # dense -----------------------------------------------------------------
-    def feed_dense(self, state: CorrelatorState, frames: NDArray[Any]) -> None:
-        """Check ``frames`` and correlate them into ``state``."""
+    def feed_dense(
+        self,
+        state: CorrelatorState,
+        frames: NDArray[Any],
+        following: NDArray[Any] | None = None,
+    ) -> None:
+        """Check ``frames`` (and the ``following`` ones) and correlate them into ``state``.
+
+        Two kernel-ready arrays of one type go through the kernel together, in
+        one pass over the state; others one after the other. Both are checked
+        before either is correlated.
+        """
         arr = self.check_dense(frames)
+        if following is not None:
+            nxt = self.check_dense(following)
+            if arr.shape[0] and nxt.shape[0] and self._same_kernel_type(arr, nxt):
+                self.flush(state)  # staged event frames come first
+                scale = np.concatenate([self.frame_scale(arr), self.frame_scale(nxt)])
+                self.run_dense(state, arr, scale, more=nxt)
+                return
+            self.feed_dense(state, arr)
+            arr = nxt
         if arr.shape[0] == 0:
             return
         self.flush(state)  # staged event frames come first
@@ -166,6 +185,16 @@ class FeedEngine:
                 self.run_dense(state, part, self.frame_scale(part))
             return
         self.run_dense(state, arr, self.frame_scale(arr))
+
+    @classmethod
+    def _same_kernel_type(cls, a: NDArray[Any], b: NDArray[Any]) -> bool:
+        """Whether one kernel call can read both arrays in place."""
+        return (
+            cls.kernel_ready(a)
+            and cls.kernel_ready(b)
+            and a.dtype == b.dtype
+            and a.flags.writeable == b.flags.writeable
+        )
 
     @staticmethod
     def kernel_ready(arr: NDArray[Any]) -> bool:
@@ -213,11 +242,19 @@ class FeedEngine:
         arr: NDArray[Any],
         scale: NDArray[np.float32],
         index: NDArray[np.intp] | None = None,
+        *,
+        more: NDArray[Any] | None = None,
     ) -> None:
         """Correlate the columns ``index`` (default: the engine's pixels) of a
         kernel-ready ``arr`` (see :meth:`kernel_ready`), scaled per frame, into
-        ``state`` (whose pixels they are), over the worker threads."""
-        state.prepare(arr.shape[0])
+        ``state`` (whose pixels they are), over the worker threads.
+
+        ``more`` (of ``arr``'s type) holds frames that follow ``arr``, correlated
+        in the same pass; ``scale`` then covers both.
+        """
+        after = arr[:0] if more is None else more
+        n_new = int(arr.shape[0] + after.shape[0])
+        state.prepare(n_new)
         index = self.pixel_index if index is None else index
         n_tiles = state.n_tiles
         n_threads = max(1, min(self.thread_count(), n_tiles))
@@ -229,6 +266,7 @@ class FeedEngine:
         def run(start: int, stop: int) -> None:
             dense_feed(
                 arr,
+                after,
                 index,
                 scale,
                 state.n_frames,
@@ -258,7 +296,7 @@ class FeedEngine:
             futures = [pool.submit(worker) for _ in range(n_threads)]
             for future in futures:
                 future.result()
-        state.n_frames += arr.shape[0]
+        state.n_frames += n_new
 
     # sparse ----------------------------------------------------------------
     def feed_sparse(
