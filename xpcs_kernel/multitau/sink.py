@@ -41,7 +41,7 @@ PAIR_BYTES = 32 << 20
 
 uint16 256x256 x 2000 frames in the pipeline's 139-frame (18 MB) chunks, the
 streaming correlator alone, in-process, median of five alternating runs:
-0.089 s one chunk per call, 0.078 s in pairs (eager: 0.056 s). Larger chunks
+0.096 s one chunk per call, 0.079 s in pairs (eager: 0.057 s). Larger chunks
 already cost less per frame, and holding one is memory the RSS budget of
 :func:`~xpcs_kernel.multitau.correlator.stream_memory_budget` does not
 count: 1 Mpx x 1000 uint16 frames (112 MB chunks), whole command, median of
