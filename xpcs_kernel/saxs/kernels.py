@@ -103,7 +103,8 @@ def _accumulate_events(
                 return e
             v = np.float64(counts[e])
             pixel_sums[p] += v
-            s += v * valid[p]
+            if valid[p]:
+                s += v
         totals[i] = s
     return -1
 
@@ -112,7 +113,7 @@ def accumulate_events(
     indptr: NDArray[np.int64],
     pixels: NDArray[Any],
     counts: NDArray[Any],
-    valid: NDArray[np.float64],
+    valid: NDArray[np.uint8],
     pixel_sums: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], int]:
     """Add the events of a CSR chunk to ``pixel_sums``; return per-frame valid totals.

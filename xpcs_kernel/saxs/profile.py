@@ -88,6 +88,9 @@ class SaxsAccumulator:
         self._intensity = np.zeros(self._n_frames, dtype=np.float64)
         mask = qmap.mask.reshape(-1)
         self._mask_f = mask.astype(np.float64)
+        # events look the mask up one by one: 1 byte per pixel keeps it in cache
+        # (a 0.5 Mpx float64 mask is 4 MB, swept once per frame)
+        self._valid_u8 = mask.astype(np.uint8)
         self._n_valid = int(np.count_nonzero(mask))
         self._invalid = np.flatnonzero(~mask)
         self._fed = 0
@@ -189,7 +192,7 @@ class SaxsAccumulator:
         start = self._reserve(int(n_frames))
         for k, lo, hi in self._segments(start, int(n_frames)):
             totals, _ = accumulate_events(
-                ptr[lo : hi + 1], pix, cnt, self._mask_f, self._segment(k)
+                ptr[lo : hi + 1], pix, cnt, self._valid_u8, self._segment(k)
             )
             self._intensity[start + lo : start + hi] = totals / self._n_valid
 
