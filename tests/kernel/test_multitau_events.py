@@ -21,7 +21,7 @@ BLOCK_FRAMES = 7
 
 @pytest.fixture
 def small_block(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A staging block of 7 frames (float32 sizing: 4 bytes per correlated pixel)."""
+    """A staging block of 7 float32 or uint16 frames, 14 uint8 ones."""
     monkeypatch.setattr(events, "BLOCK_BYTES", 4 * N_PIXELS * BLOCK_FRAMES)
 
 
@@ -44,15 +44,16 @@ def in_kernel(corr: MultiTauCorrelator) -> int:
 def test_frames_wait_until_the_block_is_full(frames: NDArray[np.uint16]) -> None:
     corr = MultiTauCorrelator(N_PIXELS)
     seen = []
-    for start in range(0, 12, 3):
-        block = frames[start : start + 3]
-        corr.feed_sparse(3, *to_csr(block))
+    for start in range(0, 24, 6):
+        block = frames[start : start + 6]
+        corr.feed_sparse(6, *to_csr(block))
         seen.append((corr.n_frames, in_kernel(corr)))
-    # 3 and 6 staged; the 9th frame fills the 7-frame block; 12 = 7 + 5 staged
-    assert seen == [(3, 0), (6, 0), (9, 7), (12, 7)]
-    # the delays count the staged frames (12 frames: delays 1..8 and 10)
-    assert corr.delay_scheme().delays.tolist() == delay_list(12).delays.tolist()
-    assert corr.delay_scheme().pair_counts[0] == 11
+    # small counts: uint8 rows, 14 a block. 6 and 12 staged; the 14th frame
+    # fills the block; 24 = 14 + 10 staged
+    assert seen == [(6, 0), (12, 0), (18, 14), (24, 14)]
+    # the delays count the staged frames
+    assert corr.delay_scheme().delays.tolist() == delay_list(24).delays.tolist()
+    assert corr.delay_scheme().pair_counts[0] == 23
 
 
 @pytest.mark.usefixtures("small_block")
@@ -131,6 +132,45 @@ def test_check_events_passes_unsigned_counts_without_a_pass() -> None:
 
 
 @pytest.mark.usefixtures("small_block")
+def test_a_sum_above_uint8_switches_to_uint16_rows_for_good(
+    frames: NDArray[np.uint16], bins: PixelBins
+) -> None:
+    dense = frames.astype(np.uint32)
+    dense[9, 5] = 300  # frame 9: one count too large for uint8 rows
+    corr = MultiTauCorrelator(N_PIXELS)
+    corr.feed_sparse(9, *to_csr(dense[:9]))  # staged in uint8 rows
+    stage = corr._engine._stage
+    assert stage is not None
+    assert stage._block is not None
+    assert stage._block.dtype == np.uint8
+    corr.feed_sparse(20, *to_csr(dense[9:29]))  # overflows: the 9 go to the kernel first
+    assert stage._block.dtype == np.uint16
+    assert in_kernel(corr) >= 9
+    corr.feed_sparse(N_FRAMES - 29, *to_csr(dense[29:]))  # small counts: uint16 rows still
+    assert stage._block.dtype == np.uint16
+    assert_same(corr.g2(bins), multitau(dense, bins, path="dense"))
+
+
+@pytest.mark.usefixtures("small_block")
+def test_a_bad_pixel_after_a_uint8_overflow_keeps_nothing_of_its_call(
+    frames: NDArray[np.uint16], bins: PixelBins
+) -> None:
+    corr = MultiTauCorrelator(N_PIXELS)
+    corr.feed_sparse(2, *to_csr(frames[:2]))
+    block = frames[2:12].astype(np.uint32)  # fits the uint8 block: no check before
+    block[0, 1] = 999  # overflows at once: the call would reach the kernel
+    indptr, pixels, counts = to_csr(block)
+    pixels = pixels.copy()
+    pixels[-1] = N_PIXELS
+    with pytest.raises(UsageError) as info:
+        corr.feed_sparse(10, indptr, pixels, counts)
+    assert info.value.argument == "pixels"
+    assert (corr.n_frames, in_kernel(corr)) == (2, 0)
+    corr.feed_sparse(N_FRAMES - 2, *to_csr(frames[2:]))
+    assert_same(corr.g2(bins), multitau(frames, bins, path="dense"))
+
+
+@pytest.mark.usefixtures("small_block")
 def test_uint32_counts_above_uint16_are_exact(bins: PixelBins) -> None:
     rng = np.random.default_rng(4)
     dense = rng.poisson(1.0, size=(10, N_PIXELS)).astype(np.uint32)
@@ -160,3 +200,23 @@ def test_prefault_changes_nothing_and_never_clears_a_fed_state(
     dense.prefault(10 * N_FRAMES)  # more levels than the frames will use
     dense.feed(frames)
     assert_same(dense.g2(bins), expected)
+
+
+@pytest.mark.usefixtures("small_block")
+def test_a_bad_pixel_after_a_uint16_overflow_is_not_correlated(
+    frames: NDArray[np.uint16], bins: PixelBins
+) -> None:
+    dense = frames.astype(np.uint32)
+    dense[1, 4] = 300  # uint16 rows from frame 1 on
+    corr = MultiTauCorrelator(N_PIXELS)
+    corr.feed_sparse(3, *to_csr(dense[:3]))
+    block = dense[3:4].copy()  # one frame: one scatter, in one thread
+    block[0, 0] = 70_000  # beyond uint16: the float32 path
+    indptr, pixels, counts = to_csr(block)
+    pixels = pixels.copy()
+    pixels[-1] = N_PIXELS  # found by the float32 scatter, after the overflow
+    with pytest.raises(UsageError):
+        corr.feed_sparse(1, indptr, pixels, counts)
+    assert corr.n_frames == 3  # the 3 earlier frames only (flushed, not lost)
+    corr.feed_sparse(N_FRAMES - 3, *to_csr(dense[3:]))
+    assert_same(corr.g2(bins), multitau(dense, bins, path="dense"))

@@ -11,8 +11,13 @@ reuses the block's memory: a fresh block per chunk is memory the process
 touches for the first time on every chunk (0.5 s of page faults in a
 2000-frame Rigaku run on the 2-core benchmark VM).
 
-Integer counts go through ``uint16`` rows (half the traffic of float32); a
-frame whose sum at one pixel would exceed 65,535 goes through float32 rows.
+Unsigned counts go through ``uint8`` rows (a quarter of the traffic of
+float32, and twice the frames per kernel call of ``uint16`` in the same
+bytes); once a sum at one pixel exceeds 255 the stage switches to ``uint16``
+rows for the rest of the run, and a frame whose sum would exceed 65,535 goes
+through float32 rows. Rigaku 512x1024 x 2000 frames at 0.1 ph/px/frame,
+whole command, median of five alternating runs: 2.08 s with ``uint16`` rows,
+1.99 s with ``uint8``.
 The result equals correlating every chunk at once: integer counts are exact
 in the kernel's float32 sums, and the float64 accumulators only see other
 partial-sum boundaries.
@@ -33,7 +38,8 @@ from xpcs_kernel.multitau.dense import DENSIFY_BAD_PIXEL, DENSIFY_OK, densify_cs
 __all__ = ["EventStage", "check_events"]
 
 BLOCK_BYTES = 1 << 28
-"""Bytes of a float32 staging block (a uint16 block of as many frames takes half)."""
+"""Bytes of a float32 staging block (a uint16 block of as many frames takes half,
+a uint8 block of twice the frames too)."""
 
 RunRows = Callable[[NDArray[Any]], None]
 """Correlates kernel-ready rows of the correlated pixels (in frame order)."""
@@ -99,12 +105,15 @@ class EventStage:
         self._n_threads = max(1, int(n_threads))
         self._pool = pool
         self._block: NDArray[Any] | None = None
+        self._wide = False  # a sum exceeded uint8: uint16 rows from then on
         self.pending = 0
         """Frames staged and not yet correlated."""
 
     def _rows(self, dtype: np.dtype[Any]) -> NDArray[Any]:
         """The staging block for ``dtype`` (pending rows must be flushed first if it changes)."""
         frames = max(1, BLOCK_BYTES // (4 * self._n_corr))
+        if dtype == np.uint8:
+            frames *= 2
         block = self._block
         if block is None or block.dtype != dtype:
             self._block = None  # let the old one go before the new one
@@ -127,32 +136,48 @@ class EventStage:
         n = indptr.size - 1
         if n <= 0:
             return
-        dtype = np.dtype(np.uint16 if counts.dtype.kind == "u" else np.float32)
-        top = 0xFFFF if dtype == np.uint16 else -1
+        dtype: np.dtype[Any] = np.dtype(np.float32)
+        if counts.dtype.kind == "u":
+            dtype = np.dtype(np.uint16 if self._wide else np.uint8)
         if self._block is not None and self._block.dtype != dtype:
             self.flush(run)
         block = self._rows(dtype)
         # a call that reaches the kernel before its last scatter is checked first
-        reaches = n > block.shape[0] - self.pending and pixels.size > 0
-        if reaches and (int(pixels.min()) < 0 or int(pixels.max()) >= self._column.size):
-            raise self._bad_pixel()
+        checked = n > block.shape[0] - self.pending
+        if checked:
+            self._check_pixels(pixels)
         f0 = 0
         while f0 < n:
             take = min(block.shape[0] - self.pending, n - f0)
             out = block[self.pending : self.pending + take]
+            top = int(np.iinfo(block.dtype).max) if block.dtype.kind == "u" else -1
             code = self._scatter(indptr, pixels, counts, f0, out, top)
             if code == DENSIFY_BAD_PIXEL:  # one scatter for the whole call: nothing kept
                 raise self._bad_pixel()
+            if code != DENSIFY_OK and block.dtype == np.uint8:  # uint16 rows from now on
+                if not checked:  # the flush and a smaller block: the call reaches the kernel
+                    self._check_pixels(pixels)
+                    checked = True
+                self.flush(run)
+                self._wide = True
+                block = self._rows(np.dtype(np.uint16))
+                continue  # the same frames again, into the new block
             if code != DENSIFY_OK:  # a sum overflowed uint16: these frames as float32
                 self.flush(run)
                 wide = np.empty((take, self._n_corr), dtype=np.float32)
-                self._scatter(indptr, pixels, counts.astype(np.float32), f0, wide, -1)
+                code = self._scatter(indptr, pixels, counts.astype(np.float32), f0, wide, -1)
+                if code == DENSIFY_BAD_PIXEL:  # found past the overflow: nothing of it kept
+                    raise self._bad_pixel()
                 run(wide)
             else:
                 self.pending += take
                 if self.pending == block.shape[0]:
                     self.flush(run)
             f0 += take
+
+    def _check_pixels(self, pixels: NDArray[np.int64]) -> None:
+        if pixels.size and (int(pixels.min()) < 0 or int(pixels.max()) >= self._column.size):
+            raise self._bad_pixel()
 
     def _bad_pixel(self) -> UsageError:
         return UsageError(f"values must lie in [0, {self._column.size})", argument="pixels")
