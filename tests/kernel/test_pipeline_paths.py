@@ -183,6 +183,26 @@ def test_warm_kernels_once_per_process_and_checks_dtypes(
         kernel_warmup.warm_kernels("not-a-dtype")
 
 
+def test_a_run_warms_the_bright_event_path_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Event sums above 255 use uint16 rows: ``warmup`` prepares them, a run does not load them."""
+    largest: list[int] = []
+    real = MultiTauCorrelator.feed_sparse
+
+    def spy(self: MultiTauCorrelator, n: int, indptr: Any, pixels: Any, counts: Any) -> None:
+        largest.append(int(np.max(counts)))
+        real(self, n, indptr, pixels, counts)
+
+    monkeypatch.setattr(MultiTauCorrelator, "feed_sparse", spy)
+    monkeypatch.setattr(kernel_warmup, "_WARMED", set())
+    kernel_warmup.warm_for_run(np.dtype(np.uint16), sink=None, sparse=True, twotime=False)
+    assert largest and max(largest) <= 255  # uint8 rows only
+    largest.clear()
+    kernel_warmup.warm_kernels("uint16", sparse=True)
+    assert max(largest) > 255  # the switch to uint16 rows too
+
+
 def test_warmup_command_fills_the_cache_dir(tmp_path: Path) -> None:
     import json
     import os

@@ -38,7 +38,7 @@ __all__ = ["DETECTOR_DTYPES", "warm_for_run", "warm_kernels"]
 #: frame dtypes detectors and our readers produce (averaged/normalised frames are float32)
 DETECTOR_DTYPES: tuple[str, ...] = ("uint8", "uint16", "uint32", "float32")
 
-_WARMED: set[tuple[str, bool, bool, bool, bool]] = set()  # done in this process
+_WARMED: set[tuple[str, bool, bool, bool, bool, bool]] = set()  # done in this process
 _SHAPE = (8, 40)  # 320 pixels: two tiles of the dense kernel (one partial)
 _FRAMES = 24
 
@@ -74,7 +74,14 @@ def _tiny_qmap() -> Any:
 
 
 def _warm_one(
-    dtype: np.dtype[Any], *, sparse: bool, twotime: bool, gathered: bool, streamed: bool, qm: Any
+    dtype: np.dtype[Any],
+    *,
+    sparse: bool,
+    twotime: bool,
+    gathered: bool,
+    streamed: bool,
+    bright: bool,
+    qm: Any,
 ) -> None:
     from xpcs_kernel.multitau import MultiTauCorrelator, PixelBins, multitau
     from xpcs_kernel.multitau.sink import MultiTauSink
@@ -107,10 +114,10 @@ def _warm_one(
         sp = MultiTauCorrelator(flat.shape[1], pixel_index=qm.pixel_index)
         sp.feed_sparse(_FRAMES, indptr, pixels, counts)
         sp.g2(bins)
-        if counts.dtype.kind == "u":  # bright pixels: the stage's uint16 rows
-            bright = counts * counts.dtype.type(300)
+        if bright and counts.dtype.kind == "u":  # bright pixels: the stage's uint16 rows
+            large = counts * counts.dtype.type(300)
             sp = MultiTauCorrelator(flat.shape[1], pixel_index=qm.pixel_index)
-            sp.feed_sparse(_FRAMES, indptr, pixels, bright)
+            sp.feed_sparse(_FRAMES, indptr, pixels, large)
             sp.g2(bins)
         sxs = SaxsAccumulator(qm, n_frames=_FRAMES)
         sxs.feed_sparse(_FRAMES, indptr, pixels, counts)
@@ -161,6 +168,7 @@ def warm_kernels(
     twotime: bool = False,
     gathered: bool = True,
     streamed: bool = True,
+    bright_events: bool = True,
 ) -> float:
     """Compile or load the kernels of a run on frames of ``dtypes``; return the seconds.
 
@@ -176,6 +184,11 @@ def warm_kernels(
         The dense multi-tau paths to prepare: frames gathered in memory (the
         eager kernel) and frames streamed chunk by chunk. A run asks for the
         one it takes, so it loads no kernel it does not call.
+    bright_events : bool, optional
+        With ``sparse``, also the path of event lists whose sums exceed 255 at
+        a pixel (staged in uint16 rows instead of uint8). A run leaves it out:
+        loading those kernels costs every event run, and only bright data
+        use them (from the cache that ``xpcs-flows warmup`` filled).
 
     Returns
     -------
@@ -195,7 +208,8 @@ def warm_kernels(
             raise UsageError(f"must be integer or floating, got {dt}", argument="dtypes")
         resolved.append(dt.newbyteorder("="))
     t0 = time.perf_counter()
-    todo = [dt for dt in resolved if (dt.str, sparse, twotime, gathered, streamed) not in _WARMED]
+    key = (sparse, twotime, gathered, streamed, bright_events)
+    todo = [dt for dt in resolved if (dt.str, *key) not in _WARMED]
     if todo:
         from xpcs_kernel.warmup.startup import start_numba
 
@@ -203,9 +217,15 @@ def warm_kernels(
         qm = _tiny_qmap()
         for dt in todo:
             _warm_one(
-                dt, sparse=sparse, twotime=twotime, gathered=gathered, streamed=streamed, qm=qm
+                dt,
+                sparse=sparse,
+                twotime=twotime,
+                gathered=gathered,
+                streamed=streamed,
+                bright=bright_events,
+                qm=qm,
             )
-            _WARMED.add((dt.str, sparse, twotime, gathered, streamed))
+            _WARMED.add((dt.str, *key))
     return time.perf_counter() - t0
 
 
@@ -224,4 +244,5 @@ def warm_for_run(
         twotime=twotime,
         gathered=gathers,
         streamed=sink is not None and not gathers,
+        bright_events=False,
     )
