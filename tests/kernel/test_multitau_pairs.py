@@ -176,3 +176,16 @@ def test_the_sink_feeds_large_chunks_alone(
     result = sink.g2(bins)
     assert calls == [200, 100, 400]  # 200 and 400 frames: alone; 60 + 40: a pair
     np.testing.assert_allclose(result.g2, multitau(frames, bins, pixel_index=index).g2, rtol=0)
+
+
+def test_a_bad_chunk_after_a_held_one_loses_nothing(
+    frames: NDArray[np.uint16], index: NDArray[np.intp], bins: PixelBins
+) -> None:
+    sink = MultiTauSink(N_PIXELS, pixel_index=index, n_frames=N_FRAMES, in_memory_bytes=0)
+    sink.feed(frames[:100])  # held
+    with pytest.raises(UsageError, match="shape"):
+        sink.feed(frames[100:110, :-1])
+    sink.feed(frames[100:])  # the caller goes on: the held frames were correlated
+    np.testing.assert_allclose(
+        sink.g2(bins).g2, multitau(frames, bins, pixel_index=index).g2, rtol=0
+    )

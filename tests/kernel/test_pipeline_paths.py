@@ -197,7 +197,8 @@ def test_a_run_warms_the_bright_event_path_only_when_asked(
     monkeypatch.setattr(MultiTauCorrelator, "feed_sparse", spy)
     monkeypatch.setattr(kernel_warmup, "_WARMED", set())
     kernel_warmup.warm_for_run(np.dtype(np.uint16), sink=None, sparse=True, twotime=False)
-    assert largest and max(largest) <= 255  # uint8 rows only
+    assert largest
+    assert max(largest) <= 255  # uint8 rows only
     largest.clear()
     kernel_warmup.warm_kernels("uint16", sparse=True)
     assert max(largest) > 255  # the switch to uint16 rows too

@@ -124,16 +124,18 @@ class MultiTauSink:
                 self._filled = end
                 return
             self._spill()  # unexpected shape, dtype or count: stream from here on
-        if self._held is not None:
-            held, self._held = self._held, None
-            self._corr.feed(held, flat)
-        elif (
+        pairable = (
             flat.shape[1] == self._n_pixels
             and flat.dtype.kind in "uif"
             and flat.nbytes <= PAIR_BYTES
-        ):
+        )
+        if pairable and self._held is not None:
+            held, self._held = self._held, None
+            self._corr.feed(held, flat)  # one pass for both
+        elif pairable:
             self._held = flat  # correlated with the next chunk, in one pass
         else:
+            self._release()  # never lost behind a chunk that raises
             self._corr.feed(flat)  # raises now what it would raise later
 
     def feed_sparse(
