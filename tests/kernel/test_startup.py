@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -23,81 +24,131 @@ from xpcs_kernel.pipeline import correlate_file
 from xpcs_kernel.qmap import write_qmap
 from xpcs_kernel.synthetic import SyntheticSpec, synthesize
 
-# Run in a fresh interpreter: numba's target is set up once per process.
-START = """
-import json, sys, threading
+# Kernels cached on disk, as ours are; the scripts run in fresh interpreters
+# (numba's target is set up once per process) sharing one NUMBA_CACHE_DIR.
+KERNELS = """
 import numba
-from xpcs_kernel.warmup import startup
+import numpy as np
 
-mode = sys.argv[1]
-if mode != "default":
-    startup.prefer_lean_startup()
 
-@numba.njit(nogil=True)
+@numba.njit(cache=True, nogil=True)
 def total(a):
     s = 0
     for v in a:
         s += v
     return s
 
+
+@numba.njit(cache=True, parallel=True)
+def row_sums(a):
+    out = np.empty(a.shape[0])
+    for i in numba.prange(a.shape[0]):
+        out[i] = a[i].sum()
+    return out
+"""
+
+START = """
+import json, sys, threading
 import numpy as np
+from xpcs_kernel.warmup import startup
+import lean_kernels as k
+
+mode = sys.argv[1]
+if mode != "default":
+    startup.prefer_lean_startup()
 values = np.arange(1000, dtype=np.int64)
 # "race": a kernel called in another thread while the target is being set up
 # (the pipeline's reader thread does this)
-other = threading.Thread(target=total, args=(values,))
+other = threading.Thread(target=k.total, args=(values,))
 if mode == "race":
     other.start()
 lean = startup.start_numba()
 if mode != "race":
     other.start()
 other.join()
-seen = {name: name in sys.modules for name in ("scipy.linalg", "cffi")}
+result = int(k.total(values))
+rows = k.row_sums(np.arange(12.0).reshape(3, 4)).tolist()
+refreshed = "numba.np.arraymath" in sys.modules  # numba's implementation library
+hits = {name: sum(getattr(k, name).stats.cache_hits.values()) for name in ("total", "row_sums")}
 again = startup.start_numba()
-result = int(total(values))
-import scipy.linalg  # importable again once the set-up is done
-print(json.dumps({"lean": lean, "again": again, "seen": seen, "result": result,
-                  "scipy_linalg": hasattr(scipy.linalg, "solve")}))
+
+import numba  # code jitted now compiles: numba's compiler sets its target up in full
+
+
+@numba.njit
+def dot(a, b):
+    return np.dot(a, b)
+
+
+print(json.dumps({"lean": lean, "again": again, "result": result, "rows": rows,
+                  "refreshed": refreshed, "hits": hits,
+                  "dot": float(dot(np.ones(3), np.arange(3.0)))}))
 """
 
 
-def _start(mode: str) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("lean")
+    (tmp / "lean_kernels.py").write_text(textwrap.dedent(KERNELS))
+    return tmp
+
+
+def _start(kernel_dir: Path, mode: str, cache: str = "cache") -> dict[str, Any]:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(kernel_dir / cache)}
+    env["PYTHONPATH"] = os.pathsep.join([str(kernel_dir), env.get("PYTHONPATH", "")])
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(START), mode],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["result"] == 499500  # sum(range(1000)) through the jitted kernel
+    assert out["rows"] == [6.0, 22.0, 38.0]  # the parallel kernel
+    assert out["dot"] == 3.0  # code jitted afterwards may use numba's whole library
+    assert out["again"] is False  # once per process
     return out
 
 
-def test_lean_start_skips_scipy_linalg_and_cffi_and_kernels_still_run() -> None:
-    out = _start("lean")
+@pytest.fixture(scope="module")
+def filled_cache(kernel_dir: Path) -> Path:
+    out = _start(kernel_dir, "default")  # compiles both kernels into the cache
+    assert out["hits"] == {"total": 0, "row_sums": 0}
+    return kernel_dir
+
+
+def test_lean_start_loads_cached_kernels_without_numbas_target_refresh(
+    filled_cache: Path,
+) -> None:
+    out = _start(filled_cache, "lean")
     assert out["lean"] is True
-    assert out["seen"] == {"scipy.linalg": False, "cffi": False}
-    assert out["result"] == 499500  # sum(range(1000)) through the jitted kernel
-    assert out["again"] is False  # once per process
-    assert out["scipy_linalg"] is True  # importable again afterwards
+    assert out["hits"] == {"total": 1, "row_sums": 1}  # from the cache, not compiled
+    assert out["refreshed"] is False  # numba's implementation library was not imported
 
 
-def test_lean_start_racing_a_kernel_in_another_thread() -> None:
-    # numba's lock keeps the two set-ups apart (unguarded, numba raised
-    # "generator already executing"); whichever came first, the kernel runs
-    out = _start("race")
-    assert out["result"] == 499500
-    if out["lean"]:
-        assert out["seen"] == {"scipy.linalg": False, "cffi": False}
-    else:  # the kernel's thread set the target up first, numba's usual way
-        assert out["seen"]["scipy.linalg"] is True
+def test_lean_start_with_an_empty_cache_compiles_as_numba_does(kernel_dir: Path) -> None:
+    out = _start(kernel_dir, "lean", cache="empty-cache")
+    assert out["lean"] is True
+    assert out["hits"] == {"total": 0, "row_sums": 0}
+    assert out["refreshed"] is True  # the compiler set the target up in full
 
 
-def test_default_start_is_numba_as_usual() -> None:
-    out = _start("default")
+def test_lean_start_racing_a_kernel_in_another_thread(filled_cache: Path) -> None:
+    # numba's lock keeps the two apart (unguarded, numba raised "generator
+    # already executing"); whichever came first, the kernels run
+    out = _start(filled_cache, "race")
+    if not out["lean"]:  # the kernel's thread set the target up first, numba's usual way
+        assert out["refreshed"] is True
+
+
+def test_default_start_is_numba_as_usual(filled_cache: Path) -> None:
+    out = _start(filled_cache, "default")
     assert out["lean"] is False
-    assert out["seen"]["scipy.linalg"] is True  # numba's BLAS probe ran
-    assert out["result"] == 499500
+    assert out["hits"] == {"total": 1, "row_sums": 1}
+    assert out["refreshed"] is True  # refreshed as numba does on the first call
 
 
 def test_start_sha256_matches_hashlib(tmp_path: Path) -> None:

@@ -1,85 +1,102 @@
 """numba's one-time set-up, lean in a command-line process.
 
-The first kernel a process calls (compiled or loaded from the cache) makes
-numba install its CPU target: it imports its whole library of numpy and
-Python implementations. Two of those imports serve nothing our kernels do
-and cost a fifth of a short command's run (2-core VM, 2026-12-08: target
-set-up 0.28-0.37 s, 0.11-0.14 s without them):
+The first kernel a process calls makes numba *refresh* its CPU target: it
+imports and registers its whole library of numpy and Python implementations
+(``numba.np.arraymath``, ``numba.cpython.*``, ... and, through them,
+``scipy.linalg`` and ``cffi``). numba does this even when the kernel comes
+from the on-disk cache (``Cache.load_overload`` refreshes "to ensure it is
+initialized"), although machine code loaded from the cache needs none of it:
+only the runtime's memory functions (NRT), which compiled code calls.
 
-* ``numba.np.arraymath`` imports ``scipy.linalg`` (0.12 s) only to learn
-  whether BLAS is there for ``np.dot``/``np.linalg`` inside jitted code;
-* ``numba.core.typing.cffi_utils`` imports ``cffi`` and builds an ``FFI``
-  (0.07 s) to type cffi functions passed to jitted code.
+:func:`prefer_lean_startup`, which only our console commands call, makes
+:func:`start_numba` skip that refresh for kernels loaded from the cache: a
+cache hit initialises the NRT and loads the machine code. A kernel that must
+be compiled (an empty or stale cache) goes through numba's compiler, which
+refreshes the target in full itself, so compiled code is what numba always
+makes, and code jitted later in the process (``np.dot``, cffi) works as usual.
+On the 2-core VM (2026-12-08) the refresh took 0.27-0.30 s with scipy and cffi
+imported, 0.11-0.14 s without them (the lean set-up before this one); loading a
+run's kernels without it takes 0.035 s more than with it (the NRT's own
+set-up). A library user's process is never made lean.
 
-No kernel uses either (their linear algebra and fits run in plain numpy and
-scipy). :func:`prefer_lean_startup`, which only our console commands call,
-asks :func:`start_numba` to set the target up with those two imports
-answered "not installed"; the modules are importable again as soon as the
-set-up is done, so a later ``import scipy.linalg`` (a fit, two-time's BLAS Gram
-matrix) works as usual. What changes for the rest of that process is that
-code jitted *afterwards* cannot call ``np.dot``/``np.linalg`` or cffi
-functions; a library user's process is never made lean.
+The lean load replaces ``numba.core.caching.Cache.load_overload`` for the
+process. It relies on two private methods of that class (present in numba
+0.60-0.68, the range ``pyproject.toml`` allows); if a numba release lacks
+them, :func:`start_numba` refreshes the usual way instead.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
+from typing import Any
 
-__all__ = ["BLOCKED_MODULES", "prefer_lean_startup", "start_numba"]
-
-BLOCKED_MODULES: tuple[str, ...] = ("scipy.linalg", "cffi")
-"""Modules numba's target set-up imports that the kernels never use (``import numba``
-itself imports the light ``scipy`` package to check its version)."""
+__all__ = ["prefer_lean_startup", "start_numba"]
 
 _lean = False
 _started = False
 
 
 def prefer_lean_startup() -> None:
-    """Make :func:`start_numba` skip :data:`BLOCKED_MODULES` (console commands only)."""
+    """Make :func:`start_numba` load cached kernels without numba's target refresh
+    (console commands only)."""
     global _lean
     _lean = True
 
 
-@contextlib.contextmanager
-def _not_installed(names: tuple[str, ...]) -> Iterator[None]:
-    """``import name`` raises ImportError inside the block, for names not yet imported."""
-    blocked = [name for name in names if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None  # type: ignore[assignment]  # the import system's "absent"
-    try:
-        yield
-    finally:
-        for name in blocked:
-            if sys.modules.get(name, 0) is None:
-                del sys.modules[name]
+def _load_without_refresh(self: Any, sig: Any, target_context: Any) -> Any:
+    """``Cache.load_overload`` less the target refresh: the NRT is what loaded code needs."""
+    from numba.core.runtime.nrt import rtsys
+
+    rtsys.initialize(target_context)  # once per process; the caller holds numba's lock
+    with self._guard_against_spurious_io_errors():
+        return self._load_overload(sig, target_context)
+    # None when the guard swallowed a spurious I/O error: numba then compiles
+
+
+def _install_lean_cache_load() -> bool:
+    """Make cache hits skip the target refresh; False if this numba cannot."""
+    from numba.core import caching
+
+    cache = caching.Cache
+    if not (
+        callable(getattr(cache, "_load_overload", None))
+        and callable(getattr(cache, "_guard_against_spurious_io_errors", None))
+    ):
+        return False
+    cache.load_overload = _load_without_refresh  # type: ignore[method-assign]
+    return True
 
 
 def start_numba() -> bool:
-    """Install numba's CPU target now, once per process.
+    """Set numba's CPU target up for this process, once.
+
+    In a lean process (:func:`prefer_lean_startup`) cached kernels then load
+    without the target refresh; otherwise the target is refreshed now, as
+    numba would do on the first kernel call.
 
     Returns
     -------
     bool
-        Whether this call set it up lean (without :data:`BLOCKED_MODULES`);
-        False when it was already set up, or lean start-up was not asked for.
+        Whether this call made the process lean; False when it was already
+        started, lean start-up was not asked for, a kernel had already set
+        the target up, or this numba lacks what the lean load relies on.
     """
     global _started
     if _started:
         return False
     from numba.core.compiler_lock import global_compiler_lock
-    from numba.core.registry import cpu_target
 
     # numba's own lock: a kernel called meanwhile in another thread (the reader's
-    # SAXS) sets the target up under it too, and the two must not interleave
+    # SAXS) loads under it too, and the two must not interleave
     with global_compiler_lock:
         if _started:
             return False
         _started = True
-        lean = _lean and "numba.np.arraymath" not in sys.modules  # not set up by a kernel yet
-        with _not_installed(BLOCKED_MODULES) if lean else contextlib.nullcontext():
-            cpu_target.typing_context.refresh()
-            cpu_target.target_context.refresh()
-        return lean
+        refreshed = "numba.np.arraymath" in sys.modules  # a kernel already set the target up
+        if _lean and not refreshed and _install_lean_cache_load():
+            return True
+        from numba.core.registry import cpu_target
+
+        cpu_target.typing_context.refresh()
+        cpu_target.target_context.refresh()
+        return False
