@@ -350,7 +350,7 @@ def stream_memory_budget(
     Every call reads and writes the state of the levels that receive frames
     (about 0.9 kB per pixel for 32-128 frames, 10-15 ms per Mpx of a shared
     2-core VM's memory bandwidth), so longer chunks correlate faster; but the
-    current and the read-ahead chunk add to the state. ``iter_chunks`` holds
+    current and the read-ahead chunks add to the state. ``iter_chunks`` holds
     about half its budget in frames, so the budget is twice what remains of a
     1.34 GiB run after a 384 MiB base (interpreter, numba, q-map, SAXS; measured
     on a 1 Mpx run) and :func:`state_nbytes`, and at most twice the state (frames
@@ -358,6 +358,10 @@ def stream_memory_budget(
     chunks, so reading overlaps correlating), within ``[low, high]``. 1 Mpx x
     10,000 frames get 232 MiB (58 uint8 frames per chunk), 1 Mpx x 1,000 frames
     512 MiB (128 frames), 256x256 x 2,000 frames 90 MiB (360 frames).
+
+    The pipeline reads two chunks ahead (:data:`xpcs_kernel.pipeline.run.READ_AHEAD`),
+    one chunk more than this model counts; its 384 MiB base is generous, and
+    the measured peak of a 1 Mpx x 1,000 uint16 run is 1.22 GiB (2026-12-08).
     """
     state = state_nbytes(n_corr, n_frames)
     spare = _RSS_TARGET - _RSS_BASE - state

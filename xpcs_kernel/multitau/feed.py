@@ -47,8 +47,8 @@ def shared_pool(n_threads: int) -> ThreadPoolExecutor:
     """A shared pool of at least ``n_threads`` workers (the kernel releases the GIL).
 
     The pool starts with at least one worker per usable CPU, so that callers in
-    different threads (the pipeline's SAXS in the reader thread, the correlator
-    in the main thread) never make it grow under each other. A larger request
+    different threads (a library user's, or a reader's beside the
+    correlator) never make it grow under each other. A larger request
     (an explicit ``threads=``) gets a new pool; the old one is left to finish
     what was submitted to it, never shut down under a caller that holds it.
     """

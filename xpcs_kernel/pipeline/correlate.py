@@ -63,7 +63,7 @@ def correlate_file(
         Paths, sizes, timings, throughput and fitted rates. ``timings`` (s):
         ``compile`` (numba compiling or loading the run's kernels, apart from
         the rest), ``read`` (waiting for the reader thread), ``saxs`` (SAXS
-        in the reader thread, overlapped), ``correlate``, ``twotime``,
+        and normalisation of each chunk), ``correlate``, ``twotime``,
         ``fit``, ``write`` and ``total``.
     """
     opts = options or CorrelationOptions()
