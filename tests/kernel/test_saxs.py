@@ -121,3 +121,20 @@ def test_bad_input() -> None:
     with pytest.raises(UsageError) as info:
         SaxsAccumulator(qm, n_frames=0)
     assert info.value.argument == "n_frames"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("n_frames", [1, 3, 4, 7, 8, 130])
+def test_chunk_kernel_sums_every_frame_and_pixel_exactly(dtype: type, n_frames: int) -> None:
+    # four frames per sweep plus a remainder; 3 pixel blocks of 4096, the last partial;
+    # 130 frames x 9000 pixels is above the size that splits blocks across threads
+    from xpcs_kernel.saxs.kernels import accumulate_chunk
+
+    rng = np.random.default_rng(n_frames)
+    flat = rng.poisson(3.0, size=(n_frames, 9000)).astype(dtype)
+    valid = (rng.random(9000) > 0.3).astype(np.float64)
+    pixel_sums = np.full(9000, 5.0)  # adds to what is there
+    totals = accumulate_chunk(flat, valid, pixel_sums)
+    exact = flat.astype(np.float64)
+    np.testing.assert_array_equal(pixel_sums, 5.0 + exact.sum(axis=0))
+    np.testing.assert_array_equal(totals, (exact * valid).sum(axis=1))

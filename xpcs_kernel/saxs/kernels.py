@@ -29,7 +29,10 @@ _BLOCK = 4096
 _PARALLEL_MIN = 1 << 20  # values per chunk below which one thread does it all
 
 
-# Reassociation lets LLVM vectorise the per-frame total (a float64 reduction);
+# Four frames per sweep of a block: the block's sums and weights are read and
+# written once for four frame rows (per value 8 bytes of cache traffic instead
+# of 26), and the four per-frame totals are independent accumulators.
+# Reassociation lets LLVM vectorise the per-frame totals (float64 reductions);
 # integer counts stay exact (every partial sum is an integer below 2^53).
 @njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
 def _accumulate(
@@ -41,14 +44,40 @@ def _accumulate(
         hi = min(lo + _BLOCK, npix)
         sums = pixel_sums[lo:hi]
         weight = valid[lo:hi]
-        for t in range(n):
-            row = flat[t, lo:hi]
+        t = 0
+        while t + 4 <= n:
+            r0 = flat[t, lo:hi]
+            r1 = flat[t + 1, lo:hi]
+            r2 = flat[t + 2, lo:hi]
+            r3 = flat[t + 3, lo:hi]
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for p in range(hi - lo):
+                v0 = np.float64(r0[p])
+                v1 = np.float64(r1[p])
+                v2 = np.float64(r2[p])
+                v3 = np.float64(r3[p])
+                sums[p] += (v0 + v1) + (v2 + v3)
+                w = weight[p]
+                s0 += v0 * w
+                s1 += v1 * w
+                s2 += v2 * w
+                s3 += v3 * w
+            partial[b, t] = s0
+            partial[b, t + 1] = s1
+            partial[b, t + 2] = s2
+            partial[b, t + 3] = s3
+            t += 4
+        for u in range(t, n):
+            row = flat[u, lo:hi]
             s = 0.0
             for p in range(hi - lo):
                 v = np.float64(row[p])
                 sums[p] += v
                 s += v * weight[p]
-            partial[b, t] = s
+            partial[b, u] = s
 
 
 def accumulate_chunk(
