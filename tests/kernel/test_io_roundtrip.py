@@ -315,3 +315,25 @@ def test_hdf5_strided_reads_frame_by_frame_for_large_gaps(tmp_path: Path) -> Non
     with open_frames(chunked) as source:
         assert source.reads_whole_span(5)  # every 6-frame chunk holds a kept frame
         np.testing.assert_array_equal(source.read_dense_strided(1, 12, 5), frames[1:12:5])
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunk_frames", "cache_bytes"),
+    [
+        ((7, 32, 32), 1, 2**20),  # 2 KiB chunks: the file's 1 MiB default holds plenty
+        ((7, 300, 300), 2, 4 * 2 * 300 * 300 * 2),  # 352 KiB chunks: room for four
+    ],
+)
+def test_hdf5_chunk_cache_holds_four_chunks_and_reads_stay_right(
+    tmp_path: Path, shape: tuple[int, int, int], chunk_frames: int, cache_bytes: int
+) -> None:
+    frames = np.random.default_rng(3).poisson(2.0, size=shape).astype(np.uint16)
+    path = tmp_path / "big-chunks.h5"
+    write_hdf5_frames(path, frames, compression="lz4", chunk_frames=chunk_frames)
+    with open_frames(path) as source:
+        dataset = source._ds()  # type: ignore[attr-defined]
+        _slots, nbytes, w0 = dataset.id.get_access_plist().get_chunk_cache()
+        assert (nbytes, w0) == (cache_bytes, 1.0)
+        # reads that end inside a chunk, then go on from there
+        got = np.concatenate([source.read_dense(a, b) for a, b in ((0, 3), (3, 4), (4, 7))])
+    np.testing.assert_array_equal(got, frames)
