@@ -361,7 +361,7 @@ def stream_memory_budget(
 
     The pipeline reads two chunks ahead (:data:`xpcs_kernel.pipeline.run.READ_AHEAD`),
     one chunk more than this model counts; its 384 MiB base is generous, and
-    the measured peak of a 1 Mpx x 1,000 uint16 run is 1.22 GiB (2026-12-08).
+    the measured peak of a 1 Mpx x 1,000 uint16 run is 1129 MiB (2026-12-08).
     """
     state = state_nbytes(n_corr, n_frames)
     spare = _RSS_TARGET - _RSS_BASE - state

@@ -195,12 +195,12 @@ READ_AHEAD = 2
 """Chunks the reader thread reads ahead of the one being correlated.
 
 The reader only reads, decompresses and checks; SAXS and the correlators run
-in the correlating thread, so the reader is the lighter of the two and two
-chunks ahead keep the correlation from waiting, above all while the kernels
-load (the first chunks are read meanwhile). 2-core VM, 2026-12-08, whole
-command, alternating runs (median): uint16 LZ4 256x256 x 2000 0.85 -> 0.73 s,
-256x320 x 8000 1.88 -> 1.63 s, bitshuffle 1 Mpx x 1000 3.16 -> 2.83 s (peak RSS
-1.11 -> 1.29 GiB: one more chunk in flight).
+in the correlating thread, which balances the two threads better than SAXS in
+the reader did, and two chunks ahead keep the correlation from waiting, above
+all while the kernels load (the first chunks are read meanwhile). 2-core VM,
+2026-12-08, whole command, old and new code alternating (medians): uint16 LZ4
+256x256 x 2000 0.82 -> 0.77 s, 256x320 x 8000 1.82 -> 1.64 s, bitshuffle 1 Mpx x
+1000 3.16 -> 2.97 s (peak RSS 1097 -> 1215 MiB: one more chunk in flight).
 """
 
 
