@@ -337,3 +337,23 @@ def test_hdf5_chunk_cache_holds_four_chunks_and_reads_stay_right(
         # reads that end inside a chunk, then go on from there
         got = np.concatenate([source.read_dense(a, b) for a, b in ((0, 3), (3, 4), (4, 7))])
     np.testing.assert_array_equal(got, frames)
+
+
+@pytest.mark.parametrize("link", ["soft", "external"])
+def test_hdf5_frames_behind_a_link_get_their_chunk_cache(tmp_path: Path, link: str) -> None:
+    # an Eiger master file links its frames from data files: the dataset reopened
+    # with its own chunk cache must be the linked one
+    frames = np.random.default_rng(5).poisson(2.0, size=(6, 300, 300)).astype(np.uint16)
+    data = tmp_path / "data_000001.h5"
+    write_hdf5_frames(data, frames, compression="lz4", chunk_frames=2)
+    master = tmp_path / "master.h5" if link == "external" else data
+    with h5py.File(master, "a") as f:
+        if link == "external":
+            f["/entry/data/data_000001"] = h5py.ExternalLink(data.name, "/entry/data/data")
+        else:
+            f["/entry/data/data_000001"] = h5py.SoftLink("/entry/data/data")
+    with open_frames(master, dataset="/entry/data/data_000001") as source:
+        _slots, nbytes, _w0 = source._ds().id.get_access_plist().get_chunk_cache()  # type: ignore[attr-defined]
+        assert nbytes == 4 * 2 * 300 * 300 * 2
+        got = np.concatenate([source.read_dense(0, 3), source.read_dense(3, 6)])
+    np.testing.assert_array_equal(got, frames)

@@ -149,9 +149,10 @@ class Hdf5FrameSource(FrameSource):
         cache = _chunk_cache_bytes(item)
         if cache is None:
             return item
-        path = item.name
         del item  # closed first, so that the reopened dataset gets its own cache
-        return _open_with_chunk_cache(file, path, cache)
+        # by the path asked for: it follows soft and external links as file.get did
+        # (item.name is the path inside the file that holds the data)
+        return _open_with_chunk_cache(file, name, cache)
 
     def _ds(self) -> h5py.Dataset:
         if self._file is None:
