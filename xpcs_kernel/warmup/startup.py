@@ -21,9 +21,9 @@ it, the NRT's set-up takes 0.03 s, and the SAXS kernel of a run then loads in
 0.95 -> 0.84 s). A library user's process is never made lean.
 
 The lean load replaces ``numba.core.caching.Cache.load_overload`` for the
-process. It relies on two private methods of that class (present in numba
-0.60-0.68, the range ``pyproject.toml`` allows); if a numba release lacks
-them, :func:`start_numba` refreshes the usual way instead.
+process. It relies on two private methods of that class (numba 0.68 has
+them; ``tests/kernel/test_startup.py`` checks that cached kernels load lean);
+if a numba release lacks them, :func:`start_numba` refreshes the usual way.
 """
 
 from __future__ import annotations
